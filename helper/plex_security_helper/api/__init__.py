@@ -1,0 +1,1 @@
+"""The authenticated HTTP API (``/api/v1``) that Home Assistant polls."""

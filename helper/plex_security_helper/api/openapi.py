@@ -1,0 +1,196 @@
+"""The ``/api/v1`` contract as an OpenAPI 3.0 document (tests validate responses against it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_NUM_OR_NULL = {"type": "number", "nullable": True}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_UNAUTHORIZED = _json(_ERROR, "Missing or invalid bearer token")
+
+_ALERT: dict[str, Any] = {
+    "type": "object",
+    "required": ["seq", "kind", "ip", "time", "first_seen", "last_seen", "count", "score", "detail"],
+    "properties": {
+        "seq": {"type": "integer", "minimum": 1},
+        "kind": {"type": "string"},
+        "ip": {"type": "string"},
+        "time": {"type": "number"},
+        "first_seen": {"type": "number"},
+        "last_seen": {"type": "number"},
+        "count": {"type": "integer", "minimum": 0},
+        "score": {"type": "integer", "minimum": 0, "maximum": 100},
+        "detail": {"type": "object"},
+    },
+}
+_SECTION_UNAVAILABLE: dict[str, Any] = {
+    "type": "object",
+    "required": ["available"],
+    "properties": {"available": {"type": "boolean"}, "reason": {"type": "string"}},
+}
+_STATUS: dict[str, Any] = {
+    "type": "object",
+    "required": ["helper", "monitor", "failed_logins", "alerts", "unavailable"],
+    "properties": {
+        "helper": {
+            "type": "object",
+            "required": ["id", "version", "api_version", "started"],
+            "properties": {
+                "id": {"type": "string"},
+                "version": {"type": "string"},
+                "api_version": {"type": "integer"},
+                "started": {"type": "number"},
+            },
+        },
+        "monitor": {
+            "type": "object",
+            "required": ["available", "log_path", "following", "lines_processed", "debug_logging_seen"],
+            "properties": {
+                "available": {"type": "boolean"},
+                "log_path": {"type": "string"},
+                "following": {"type": "boolean"},
+                "lines_processed": {"type": "integer"},
+                "access_lines": {"type": "integer"},
+                "lines_per_minute": {"type": "integer"},
+                "oversized_lines": {"type": "integer"},
+                "rotations": {"type": "integer"},
+                "last_line_time": _NUM_OR_NULL,
+                "debug_logging_seen": {"type": "boolean"},
+                "error": {"type": "string", "nullable": True},
+            },
+        },
+        "failed_logins": {
+            "type": "object",
+            "required": ["window_s", "total", "addresses", "top"],
+            "properties": {
+                "window_s": {"type": "integer"},
+                "total": {"type": "integer"},
+                "addresses": {"type": "integer"},
+                "top": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["ip", "count"],
+                        "properties": {"ip": {"type": "string"}, "count": {"type": "integer"}},
+                    },
+                },
+            },
+        },
+        "alerts": {
+            "type": "object",
+            "required": ["last_seq", "count_24h", "last"],
+            "properties": {
+                "last_seq": {"type": "integer"},
+                "count_24h": {"type": "integer"},
+                "last": {"allOf": [_ALERT], "nullable": True},
+            },
+        },
+        "plex": _SECTION_UNAVAILABLE,
+        "bans": _SECTION_UNAVAILABLE,
+        "firewall": _SECTION_UNAVAILABLE,
+        "audit": _SECTION_UNAVAILABLE,
+        "unavailable": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def _int_query(name: str, low: int, high: int, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "integer", "minimum": low, "maximum": high},
+    }
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "plex-security-helper", "version": __version__},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error", "message"],
+                "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+            },
+            "Alert": _ALERT,
+            "Status": _STATUS,
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/v1/health": {
+            "get": {
+                "operationId": "health",
+                "security": [],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["status", "version", "api_version"],
+                            "properties": {
+                                "status": {"type": "string", "enum": ["ok"]},
+                                "version": {"type": "string"},
+                                "api_version": {"type": "integer"},
+                            },
+                        },
+                        "The helper is alive",
+                    )
+                },
+            }
+        },
+        "/api/v1/status": {
+            "get": {
+                "operationId": "status",
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Status"}, "Snapshot"),
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/api/v1/alerts": {
+            "get": {
+                "operationId": "alerts",
+                "parameters": [
+                    _int_query("after", 0, 2**62, "Return alerts with a sequence above this"),
+                    _int_query("limit", 1, 500, "At most this many alerts"),
+                    _int_query("wait", 0, 60, "Seconds to wait for a new alert when none is there"),
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["alerts", "last_seq"],
+                            "properties": {
+                                "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}},
+                                "last_seq": {"type": "integer"},
+                            },
+                        },
+                        "Alerts after the cursor, oldest first",
+                    ),
+                    "400": _json(_ERROR, "Invalid query"),
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "responses": {
+                    "200": _json({"type": "object"}, "This document"),
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+    },
+}

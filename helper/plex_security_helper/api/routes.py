@@ -1,0 +1,104 @@
+"""Thin handlers: validate the query, ask the monitor, serialise."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from .. import API_VERSION, __version__
+from ..monitor import DAY, Monitor
+from .errors import json_error
+from .openapi import OPENAPI
+
+MONITOR_KEY = web.AppKey("monitor", Monitor)
+HELPER_ID_KEY = web.AppKey("helper_id", str)
+STARTED_KEY = web.AppKey("started", float)
+
+MAX_ALERTS = 500
+MAX_WAIT = 60.0
+routes = web.RouteTableDef()
+
+# Sections later parts of the helper fill; the snapshot names them so clients can tell.
+_NOT_YET = {
+    "plex": "the Plex audit is not implemented in this helper version",
+    "bans": "enforcement is not implemented in this helper version",
+    "firewall": "enforcement is not implemented in this helper version",
+    "audit": "audits are not implemented in this helper version",
+}
+
+
+class QueryError(Exception):
+    """A query parameter is missing its form or its bounds."""
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or len(raw) > 18:
+        raise QueryError(f"{name} must be a whole number from {low} to {high}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise QueryError(f"{name} must be a whole number from {low} to {high}")
+    return value
+
+
+@routes.get("/api/v1/health")
+async def health(request: web.Request) -> web.Response:
+    """Liveness: no token needed, nothing secret."""
+    return web.json_response({"status": "ok", "version": __version__, "api_version": API_VERSION})
+
+
+@routes.get("/api/v1/status")
+async def status(request: web.Request) -> web.Response:
+    """One snapshot for the Home Assistant coordinator."""
+    monitor = request.app[MONITOR_KEY]
+    since = time.time() - DAY
+    by_ip, alerts = await monitor.run_in_worker(_status_queries, monitor, since)
+    body: dict[str, Any] = {
+        "helper": {
+            "id": request.app[HELPER_ID_KEY],
+            "version": __version__,
+            "api_version": API_VERSION,
+            "started": request.app[STARTED_KEY],
+        },
+        "monitor": monitor.status(),
+        "failed_logins": {
+            "window_s": int(DAY),
+            "total": sum(by_ip.values()),
+            "addresses": len(by_ip),
+            "top": [{"ip": ip, "count": count} for ip, count in list(by_ip.items())[:10]],
+        },
+        "alerts": alerts,
+        "unavailable": sorted(_NOT_YET),
+    }
+    for section, reason in _NOT_YET.items():
+        body[section] = {"available": False, "reason": reason}
+    return web.json_response(body)
+
+
+def _status_queries(monitor: Monitor, since: float) -> tuple[dict[str, int], dict[str, Any]]:
+    return monitor.store.failed_auth_by_ip(since), monitor.store.alert_summary(since)
+
+
+@routes.get("/api/v1/alerts")
+async def alerts(request: web.Request) -> web.Response:
+    """Alerts after a cursor; ``wait`` long-polls until one arrives."""
+    try:
+        after = _int_param(request, "after", 0, 0, 2**62)
+        limit = _int_param(request, "limit", 100, 1, MAX_ALERTS)
+        wait = _int_param(request, "wait", 0, 0, int(MAX_WAIT))
+    except QueryError as err:
+        return json_error(400, "invalid_query", str(err))
+    monitor = request.app[MONITOR_KEY]
+    await monitor.wait_for_alert(after, float(wait))
+    found = await monitor.run_in_worker(monitor.store.alerts_after, after, limit)
+    return web.json_response({"alerts": [a.as_json() for a in found], "last_seq": monitor.last_seq})
+
+
+@routes.get("/api/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """The machine-readable contract."""
+    return web.json_response(OPENAPI)

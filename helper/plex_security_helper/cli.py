@@ -1,0 +1,107 @@
+"""Command line: ``plex-security-helper init | serve``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from . import __version__
+from .app import create_app
+from .config import ConfigError, load_config, write_new_config
+
+DEFAULT_CONFIG = Path("/etc/plex-security/helper.toml")
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    path: Path = args.config
+    if path.exists():
+        print(f"error: {path} exists; not overwriting it", file=sys.stderr)
+        return 1
+    try:
+        token = write_new_config(path, log_path=args.log_path, host=args.host)
+    except OSError as err:
+        print(f"error: cannot write {path}: {err.strerror}", file=sys.stderr)
+        return 1
+    print(f"wrote {path} (mode 0600)")
+    # The only time the token is shown: the user pastes it into Home Assistant.
+    print(f"API token for Home Assistant: {token}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    web.run_app(
+        create_app(config),
+        host=config.api.host,
+        port=config.api.port,
+        print=lambda msg: logging.getLogger(__name__).info(
+            "plex-security-helper %s listening on %s:%s", __version__, config.api.host, config.api.port
+        ),
+        handle_signals=True,
+    )
+    return 0
+
+
+def _cmd_demo_traffic(args: argparse.Namespace) -> int:
+    import random
+
+    from .demo.traffic import TrafficWriter
+
+    writer = TrafficWriter(args.log, random.Random(args.seed))
+    try:
+        writer.run(args.rate, args.duration)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(
+        prog="plex-security-helper", description="Watch, audit and protect a Plex Media Server."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="write a default config file with a new API token")
+    init.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    init.add_argument("--log-path", help="the Plex Media Server.log to follow (default: detected)")
+    init.add_argument("--host", default="127.0.0.1", help="address the API listens on")
+    init.set_defaults(func=_cmd_init)
+
+    serve = sub.add_parser("serve", help="follow the log and serve the API")
+    serve.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    serve.add_argument("-v", "--verbose", action="store_true")
+    serve.set_defaults(func=_cmd_serve)
+
+    demo = sub.add_parser("demo-traffic", help="append realistic Plex traffic (users and attackers) to a log")
+    demo.add_argument("--log", type=Path, required=True)
+    demo.add_argument("--rate", type=float, default=4.0, help="requests per second")
+    demo.add_argument("--duration", type=float, default=None, help="seconds (default: until interrupted)")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.set_defaults(func=_cmd_demo_traffic)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

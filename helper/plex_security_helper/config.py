@@ -1,0 +1,209 @@
+"""Helper configuration: a TOML file validated with voluptuous into a frozen dataclass."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+
+NATIVE_PLEX_DIR = "/var/lib/plexmediaserver/Library/Application Support/Plex Media Server"
+DOCKER_PLEX_DIR = "/config/Library/Application Support/Plex Media Server"
+DEFAULT_PORT = 8788
+TOKEN_BYTES = 32
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """Where the API listens and the secret it demands."""
+
+    host: str
+    port: int
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    """The Plex log the monitor follows."""
+
+    log_path: Path
+    poll_interval: float
+    backfill: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DetectConfig:
+    """Thresholds of the failed-login rule."""
+
+    failed_auth_threshold: int
+    failed_auth_window: int
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything the helper reads from its TOML file."""
+
+    helper_id: str
+    api: ApiConfig
+    monitor: MonitorConfig
+    detect: DetectConfig
+    database: Path
+    retention_days: int
+
+
+def _nonempty(value: Any) -> str:
+    text = vol.Coerce(str)(value)
+    if not text.strip():
+        raise vol.Invalid("must not be empty")
+    return str(text)
+
+
+def _token(value: Any) -> str:
+    text = _nonempty(value)
+    if len(text) < 16:
+        raise vol.Invalid("token must be at least 16 characters")
+    return text
+
+
+SCHEMA = vol.Schema(
+    {
+        vol.Required("helper"): {vol.Required("id"): _nonempty},
+        vol.Required("api"): {
+            vol.Optional("host", default="127.0.0.1"): _nonempty,
+            vol.Optional("port", default=DEFAULT_PORT): vol.All(int, vol.Range(min=1, max=65535)),
+            vol.Required("token"): _token,
+        },
+        vol.Required("monitor"): {
+            vol.Required("log_path"): _nonempty,
+            vol.Optional("poll_interval", default=0.05): vol.All(vol.Coerce(float), vol.Range(min=0.01, max=10.0)),
+            vol.Optional("backfill", default=False): bool,
+        },
+        vol.Optional("detect", default={}): {
+            vol.Optional("failed_auth_threshold", default=5): vol.All(int, vol.Range(min=1, max=10_000)),
+            vol.Optional("failed_auth_window", default=600): vol.All(int, vol.Range(min=10, max=86_400)),
+        },
+        vol.Required("storage"): {
+            vol.Required("database"): _nonempty,
+            vol.Optional("retention_days", default=30): vol.All(int, vol.Range(min=1, max=3650)),
+        },
+    }
+)
+
+
+def parse_config(raw: dict[str, Any], base_dir: Path) -> Config:
+    """Validate a decoded TOML document; relative paths are taken from the file's folder."""
+    try:
+        data = SCHEMA(raw)
+    except vol.Invalid as err:
+        path = ".".join(str(p) for p in err.path) or "(top level)"
+        raise ConfigError(f"invalid configuration at {path}: {err.msg}") from None
+
+    def resolve(value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else base_dir / path
+
+    return Config(
+        helper_id=data["helper"]["id"],
+        api=ApiConfig(host=data["api"]["host"], port=data["api"]["port"], token=data["api"]["token"]),
+        monitor=MonitorConfig(
+            log_path=resolve(data["monitor"]["log_path"]),
+            poll_interval=data["monitor"]["poll_interval"],
+            backfill=data["monitor"]["backfill"],
+        ),
+        detect=DetectConfig(
+            failed_auth_threshold=data["detect"]["failed_auth_threshold"],
+            failed_auth_window=data["detect"]["failed_auth_window"],
+        ),
+        database=resolve(data["storage"]["database"]),
+        retention_days=data["storage"]["retention_days"],
+    )
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the TOML file at *path*."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read configuration file {path}: {err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {err}") from None
+    return parse_config(raw, path.resolve().parent)
+
+
+def _toml_str(value: str) -> str:
+    """Quote *value* as a TOML basic string."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def detect_plex_dir() -> str:
+    """Guess where Plex keeps its data: a Docker image's /config or the native package's folder."""
+    if Path(DOCKER_PLEX_DIR).is_dir():
+        return DOCKER_PLEX_DIR
+    return NATIVE_PLEX_DIR
+
+
+def default_config_text(
+    *, token: str, log_path: str, database: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT
+) -> str:
+    """The commented TOML file that ``init`` writes."""
+    return f"""\
+# plex-security-helper configuration. Relative paths are relative to this file.
+
+[helper]
+# Stable identity of this helper; Home Assistant uses it as the device's unique id.
+id = {_toml_str(uuid.uuid4().hex)}
+
+[api]
+# Address to listen on. Use the host's LAN address so that Home Assistant can reach it,
+# or 127.0.0.1 when Home Assistant runs on this host.
+host = {_toml_str(host)}
+port = {port}
+# Bearer token Home Assistant must present. Keep this file mode 0600.
+token = {_toml_str(token)}
+
+[monitor]
+# The live Plex log. Plex writes access lines only with "Enable debug logging" on.
+log_path = {_toml_str(log_path)}
+# Seconds between checks of the log for new lines.
+poll_interval = 0.05
+# Read the whole existing file at first start instead of only new lines.
+backfill = false
+
+[detect]
+# Unauthenticated 401 responses from one WAN address within the window that make it an attacker.
+failed_auth_threshold = 5
+failed_auth_window = 600
+
+[storage]
+database = {_toml_str(database)}
+# Days of events and alerts kept in the database.
+retention_days = 30
+"""
+
+
+def write_new_config(path: Path, *, log_path: str | None = None, host: str = "127.0.0.1") -> str:
+    """Create a config file with a fresh token (mode 0600, never overwriting); return the token."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    text = default_config_text(
+        token=token,
+        log_path=log_path or f"{detect_plex_dir()}/Logs/Plex Media Server.log",
+        database="plex-security.db",
+        host=host,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return token

@@ -1,0 +1,1 @@
+"""Demo mode: realistic Plex traffic for trying the helper without a Plex server."""

@@ -1,0 +1,1 @@
+"""Following, parsing and judging the Plex log."""

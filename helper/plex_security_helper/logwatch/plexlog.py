@@ -1,0 +1,207 @@
+"""Turn Plex Media Server log lines into typed HTTP events.
+
+The client address is taken only from the structured bracket field right after the
+``Request:``/``Completed:`` prefix of a line whose whole prefix matched; text later in the
+line (request paths, messages written through ``/log``) can never supply an address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from enum import StrEnum
+
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+MONTHS = {name: number for number, name in enumerate(MONTH_NAMES, 1)}
+
+# `<Mon DD, YYYY HH:MM:SS.mmm> [<thread>] <LEVEL> - <message>`; a localised level and an
+# em dash appear in pasted copies, so both are accepted.
+_LINE = re.compile(
+    r"(?P<mon>[A-Z][a-z]{2}) (?P<day>\d{2}), (?P<year>\d{4}) "
+    r"(?P<hms>\d{2}:\d{2}:\d{2})\.(?P<ms>\d{3}) "
+    r"\[(?:0x[0-9a-fA-F]+|\d+)\] (?P<level>[A-Za-z]+) (?:-|\u2014) "
+    r"(?P<kind>Request|Completed(?: after connection close)?): "
+    r"\[(?P<addr>\[[0-9A-Fa-f:.]+(?:%[\w.-]+)?\]|[0-9.]+):(?P<port>\d{1,5})"
+    r"(?: \((?P<cls>[^()\]]*(?:\([^()\]]*\))?)\))?\] "
+    r"(?:(?P<status>\d{3}) )?(?P<method>[A-Z]+) (?P<rest>.*)"
+)
+# The path ends at the *last* `(N live)`: a hostile path cannot fake the real tail after it.
+_REST = re.compile(r"(?P<path>.*) \((?P<live>\d+) live\)(?P<tail>.*)")
+_RID = re.compile(r" #(?P<rid>[0-9a-fA-F]+)\b")
+_USER = re.compile(r" Token \((?P<user>[^()]*)\)")
+_XFF = re.compile(r" X-Forwarded-For => (?P<xff>[0-9A-Fa-f:.\[\]]+)")
+_DURATION = re.compile(r" (?P<ms>\d+)ms (?P<bytes>\d+) bytes")
+
+
+class NetClass(StrEnum):
+    """How Plex classified the client network."""
+
+    WAN = "WAN"
+    SUBNET = "Subnet"
+    LOOPBACK = "Loopback"
+    ALLOWED_SUBNET = "Allowed Network (Subnet)"
+    ALLOWED_WAN = "Allowed Network (WAN)"
+    UNKNOWN = "Unknown"
+
+
+_CLASSES = {c.value: c for c in NetClass}
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One parsed Request or Completed line."""
+
+    time: float
+    completed: bool
+    ip: str
+    port: int
+    net_class: NetClass | None
+    method: str
+    path: str
+    status: int | None
+    request_id: str | None
+    user: str | None
+    signed_in: bool
+    forwarded_for: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpEvent:
+    """A finished HTTP request: a Completed line joined with its Request line when seen."""
+
+    time: float
+    ip: str
+    port: int
+    net_class: NetClass
+    method: str
+    path: str
+    status: int
+    request_id: str | None
+    user: str | None
+    signed_in: bool
+    forwarded_for: str | None
+
+
+def _canonical_ip(text: str) -> str | None:
+    if text.startswith("["):
+        text = text[1:-1].split("%", 1)[0]
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+class LogParser:
+    """Parses lines; caches the epoch of each log second since that is the costly part."""
+
+    def __init__(self, zone: tzinfo | None = None) -> None:
+        self._zone = zone
+        self._second_cache: dict[str, float] = {}
+
+    def _epoch(self, year: str, mon: str, day: str, hms: str) -> float | None:
+        key = f"{year}{mon}{day}{hms}"
+        cached = self._second_cache.get(key)
+        if cached is not None:
+            return cached
+        month = MONTHS.get(mon)
+        if month is None:
+            return None
+        try:
+            hour, minute, second = (int(x) for x in hms.split(":"))
+            naive = datetime(int(year), month, int(day), hour, minute, second)
+        except ValueError:
+            return None
+        # A naive datetime with no zone given is taken as the host's local time, like Plex writes it.
+        aware = naive.replace(tzinfo=self._zone) if self._zone else naive.astimezone()
+        epoch = aware.timestamp()
+        if len(self._second_cache) > 4096:
+            self._second_cache.clear()
+        self._second_cache[key] = epoch
+        return epoch
+
+    def parse(self, line: str) -> LogRecord | None:
+        """Parse one line; anything that is not an HTTP access line gives None."""
+        m = _LINE.match(line)
+        if m is None:
+            return None
+        kind = m["kind"]
+        completed = kind != "Request"
+        status = m["status"]
+        if completed != (status is not None):
+            return None
+        ip = _canonical_ip(m["addr"])
+        port = int(m["port"])
+        if ip is None or port > 65535:
+            return None
+        epoch = self._epoch(m["year"], m["mon"], m["day"], m["hms"])
+        if epoch is None:
+            return None
+        rest = _REST.fullmatch(m["rest"])
+        if rest is None:
+            path, tail = m["rest"].rstrip(), ""
+        else:
+            path, tail = rest["path"], rest["tail"]
+        rid = _RID.search(tail)
+        user = _USER.search(tail)
+        xff = _XFF.search(tail)
+        cls_text = m["cls"]
+        return LogRecord(
+            time=epoch + int(m["ms"]) / 1000,
+            completed=completed,
+            ip=ip,
+            port=port,
+            net_class=_CLASSES.get(cls_text, NetClass.UNKNOWN) if cls_text is not None else None,
+            method=m["method"],
+            path=path,
+            status=int(status) if status is not None else None,
+            request_id=rid["rid"].lower() if rid else None,
+            user=user["user"] if user else None,
+            signed_in=" Signed-in" in tail,
+            forwarded_for=_canonical_ip(xff["xff"]) if xff else None,
+        )
+
+
+class RequestJoiner:
+    """Pairs Completed lines with their Request line (by request id, else by ip:port).
+
+    A pairing needs the same client address on both lines, so a forged request id can
+    never lend one client's class or user to another's response.
+    """
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self._pending: OrderedDict[tuple[str, str], LogRecord] = OrderedDict()
+        self._capacity = capacity
+
+    @staticmethod
+    def _key(rec: LogRecord) -> tuple[str, str]:
+        return (rec.ip, rec.request_id or f":{rec.port}")
+
+    def feed(self, rec: LogRecord) -> HttpEvent | None:
+        """Remember a Request; turn a Completed into an event."""
+        if not rec.completed:
+            self._pending[self._key(rec)] = rec
+            if len(self._pending) > self._capacity:
+                self._pending.popitem(last=False)
+            return None
+        req = self._pending.pop(self._key(rec), None)
+        if req is None and rec.request_id is not None:
+            req = self._pending.pop((rec.ip, f":{rec.port}"), None)
+        if req is not None and req.port != rec.port:
+            req = None
+        assert rec.status is not None
+        return HttpEvent(
+            time=rec.time,
+            ip=rec.ip,
+            port=rec.port,
+            net_class=(req.net_class if req and req.net_class else NetClass.UNKNOWN),
+            method=rec.method,
+            path=rec.path,
+            status=rec.status,
+            request_id=rec.request_id,
+            user=req.user if req else None,
+            signed_in=req.signed_in if req else False,
+            forwarded_for=req.forwarded_for if req else None,
+        )

@@ -1,0 +1,186 @@
+"""Follow a log file by name (``tail -F`` semantics) and hand out complete lines only.
+
+The position is an (inode, offset) pair that the caller persists together with what it
+derived from the lines, so a restart neither loses nor repeats a line. Rotation
+(``X.log`` renamed to ``X.1.log``), copy-truncate and a missing file are survived.
+Blocking file I/O: call :meth:`LogFollower.read_lines` from a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+DEFAULT_CHUNK = 1 << 20
+DEFAULT_MAX_LINE = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where the next unread complete line starts."""
+
+    inode: int
+    offset: int
+
+
+def rotated_name(path: Path) -> Path:
+    """Plex renames ``Plex Media Server.log`` to ``Plex Media Server.1.log``."""
+    return path.with_name(f"{path.stem}.1{path.suffix}")
+
+
+class LogFollower:
+    """Reads new complete lines from a file that may rotate or be truncated."""
+
+    def __init__(
+        self,
+        path: Path,
+        position: Position | None,
+        *,
+        backfill: bool = False,
+        chunk_size: int = DEFAULT_CHUNK,
+        max_line: int = DEFAULT_MAX_LINE,
+    ) -> None:
+        self.path = path
+        self._chunk = chunk_size
+        self._max_line = max_line
+        self._file: BinaryIO | None = None
+        self._inode = 0
+        self._offset = 0  # start of the first byte not yet handed out as part of a line
+        self._partial = b""
+        self._skipping = False  # inside an over-long line whose rest is dropped
+        self._resume = position
+        self._backfill = backfill
+        self.oversized_lines = 0
+        self.truncations = 0
+        self.rotations = 0
+
+    @property
+    def following(self) -> bool:
+        """True while the file is open."""
+        return self._file is not None
+
+    @property
+    def position(self) -> Position | None:
+        """The position to persist after the lines handed out so far are recorded."""
+        if self._file is None:
+            return self._resume
+        return Position(self._inode, self._offset)
+
+    def close(self) -> None:
+        """Release the file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _open(self, path: Path, offset: int) -> bool:
+        try:
+            handle = path.open("rb")
+        except OSError:
+            return False
+        self.close()
+        self._file = handle
+        self._inode = os.fstat(handle.fileno()).st_ino
+        self._offset = offset
+        self._partial = b""
+        self._skipping = False
+        handle.seek(offset)
+        return True
+
+    def _first_open(self) -> list[str]:
+        """Open the file for the first time, resuming a persisted position if it still exists."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            # Whatever appears later is new: read it from its start.
+            self._backfill = True
+            return []
+        lines: list[str] = []
+        resume, self._resume = self._resume, None
+        if resume is not None and resume.inode == st.st_ino and resume.offset <= st.st_size:
+            self._open(self.path, resume.offset)
+            return lines
+        if resume is not None:
+            # Rotated while we were away: finish the old file first, then read the new one whole.
+            old = rotated_name(self.path)
+            try:
+                old_st = old.stat()
+            except OSError:
+                old_st = None
+            same = old_st is not None and old_st.st_ino == resume.inode and resume.offset <= old_st.st_size
+            if same and self._open(old, resume.offset):
+                lines = self._drain()
+                self.rotations += 1
+            self._open(self.path, 0)
+            return lines
+        self._open(self.path, 0 if self._backfill else st.st_size)
+        return lines
+
+    def _drain(self) -> list[str]:
+        """Read the open file to its current end."""
+        out: list[str] = []
+        while True:
+            got = self._read_chunk(out)
+            if not got:
+                return out
+
+    def _read_chunk(self, out: list[str]) -> bool:
+        assert self._file is not None
+        data = self._file.read(self._chunk)
+        if not data:
+            return False
+        buf = self._partial + data
+        start = 0
+        while True:
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                break
+            if self._skipping:
+                self._skipping = False
+            else:
+                out.append(buf[start:nl].decode("utf-8", "replace").rstrip("\r"))
+            start = nl + 1
+        rest = buf[start:]
+        consumed = len(buf) - len(rest)
+        self._offset += consumed
+        if len(rest) > self._max_line or (self._skipping and rest):
+            # Bounded memory: an absurd line is counted once and its bytes are dropped.
+            if not self._skipping:
+                self.oversized_lines += 1
+            self._skipping = True
+            self._offset += len(rest)
+            rest = b""
+        self._partial = rest
+        return True
+
+    def read_lines(self, max_bytes: int = 8 * DEFAULT_CHUNK) -> list[str]:
+        """Return the complete lines appended since the last call (at most about *max_bytes*)."""
+        if self._file is None:
+            return self._first_open()
+        out: list[str] = []
+        try:
+            st = self.path.stat()
+        except OSError:
+            st = None
+        cur_size = os.fstat(self._file.fileno()).st_size
+        if st is not None and st.st_ino == self._inode and st.st_size < self._offset + len(self._partial):
+            # Copy-truncate: the same file started again from zero.
+            self.truncations += 1
+            self._open(self.path, 0)
+            cur_size = 0
+        self._drain_into(out, max_bytes)
+        if st is not None and st.st_ino != self._inode and self._offset + len(self._partial) >= cur_size:
+            # The name points at a new file and the old one is read out: switch over.
+            if self._partial and not self._skipping:
+                out.append(self._partial.decode("utf-8", "replace").rstrip("\r"))
+                self._offset += len(self._partial)
+            self.rotations += 1
+            self._open(self.path, 0)
+            self._drain_into(out, max_bytes)
+        return out
+
+    def _drain_into(self, out: list[str], max_bytes: int) -> None:
+        read = 0
+        while read < max_bytes and self._read_chunk(out):
+            read += self._chunk

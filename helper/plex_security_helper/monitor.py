@@ -1,0 +1,158 @@
+"""The log pipeline: follower → parser → detector → store, driven from the event loop.
+
+All blocking work (file reads, parsing, SQLite) runs on one worker thread that also owns
+the database connection, so the event loop only schedules and waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .config import Config
+from .logwatch.detect import Detector, Verdicts
+from .logwatch.plexlog import LogParser, RequestJoiner
+from .logwatch.tail import LogFollower, Position
+from .store import Alert, Store
+
+_LOGGER = logging.getLogger(__name__)
+DAY = 86_400.0
+
+
+class Monitor:
+    """Owns the worker thread, the store and the follow loop; wakes long-pollers on new alerts."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plex-security-worker")
+        self._store: Store | None = None
+        self._follower: LogFollower | None = None
+        self._parser = LogParser()
+        self._joiner = RequestJoiner()
+        self._detector = Detector(config.detect)
+        self._task: asyncio.Task[None] | None = None
+        self._new_alert = asyncio.Condition()
+        self.last_seq = 0
+        self.lines = 0
+        self.access_lines = 0
+        self.last_line_time: float | None = None
+        self.error: str | None = None
+        self._rate_window: list[tuple[float, int]] = []
+        self._committed: Position | None = None
+
+    async def run_in_worker[T](self, func: Callable[..., T], *args: Any) -> T:
+        """Run *func* on the worker thread that owns the database."""
+        loop = asyncio.get_running_loop()
+        result: T = await loop.run_in_executor(self._executor, func, *args)
+        return result
+
+    async def start(self) -> None:
+        """Open the database, restore the follower position and start following."""
+        store = self._store = await self.run_in_worker(Store, self._config.database)
+        position = await self.run_in_worker(store.position)
+        self._committed = position
+        self._follower = LogFollower(self._config.monitor.log_path, position, backfill=self._config.monitor.backfill)
+        summary = await self.run_in_worker(store.alert_summary, time.time() - DAY)
+        self.last_seq = int(summary["last_seq"])
+        self._task = asyncio.create_task(self._follow_loop(), name="plex-security-follow")
+
+    async def stop(self) -> None:
+        """Stop following and close the database after the last batch is committed."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._follower is not None:
+            await self.run_in_worker(self._follower.close)
+        if self._store is not None:
+            await self.run_in_worker(self._store.close)
+        self._executor.shutdown(wait=True)
+
+    @property
+    def store(self) -> Store:
+        """The database, for queries run on the worker thread."""
+        assert self._store is not None
+        return self._store
+
+    def _step(self) -> tuple[int, list[Alert]]:
+        """Read, parse, judge and commit whatever the log gained. Worker thread only."""
+        assert self._follower is not None and self._store is not None
+        lines = self._follower.read_lines()
+        if not lines and self._follower.position == self._committed:
+            return 0, []
+        verdicts = Verdicts()
+        access = 0
+        last_time: float | None = None
+        for line in lines:
+            rec = self._parser.parse(line)
+            if rec is None:
+                continue
+            access += 1
+            last_time = rec.time
+            event = self._joiner.feed(rec)
+            if event is not None:
+                self._detector.feed(event, verdicts)
+        position = self._follower.position
+        stored = self._store.commit_batch(verdicts.failures, verdicts.alerts, position)
+        self._committed = position
+        self.lines += len(lines)
+        self.access_lines += access
+        if last_time is not None:
+            self.last_line_time = last_time
+        return len(lines), stored
+
+    async def _follow_loop(self) -> None:
+        interval = self._config.monitor.poll_interval
+        while True:
+            try:
+                count, alerts = await self.run_in_worker(self._step)
+                self.error = None
+            except Exception as err:  # noqa: BLE001 - the loop must outlive any one bad batch
+                if self.error != str(err):
+                    _LOGGER.error("log pipeline failed: %s", err)
+                self.error = str(err)
+                count, alerts = 0, []
+            now = time.monotonic()
+            self._rate_window.append((now, count))
+            while self._rate_window and self._rate_window[0][0] < now - 60:
+                self._rate_window.pop(0)
+            if alerts:
+                self.last_seq = alerts[-1].seq
+                async with self._new_alert:
+                    self._new_alert.notify_all()
+            if count == 0:
+                await asyncio.sleep(interval)
+
+    async def wait_for_alert(self, after: int, timeout: float) -> None:
+        """Return when an alert beyond *after* is stored, or after *timeout* seconds."""
+        if self.last_seq > after or timeout <= 0:
+            return
+        async with self._new_alert:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new_alert.wait_for(lambda: self.last_seq > after), timeout)
+
+    def lines_per_minute(self) -> int:
+        """Lines read during the last minute."""
+        return sum(count for _, count in self._rate_window)
+
+    def status(self) -> dict[str, Any]:
+        """The monitor section of ``/status``."""
+        follower = self._follower
+        return {
+            "available": True,
+            "log_path": str(self._config.monitor.log_path),
+            "following": bool(follower and follower.following),
+            "lines_processed": self.lines,
+            "access_lines": self.access_lines,
+            "lines_per_minute": self.lines_per_minute(),
+            "oversized_lines": follower.oversized_lines if follower else 0,
+            "rotations": follower.rotations if follower else 0,
+            "last_line_time": self.last_line_time,
+            "debug_logging_seen": self.access_lines > 0,
+            "error": self.error,
+        }

@@ -1,0 +1,179 @@
+"""SQLite (WAL) state: failed logins, alerts and the log follower's position.
+
+Alerts carry a monotonically increasing sequence; a batch and the position after it are written
+in one transaction so a crash loses or repeats nothing.
+
+Not thread-safe by design: one worker thread owns the connection (see ``worker.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .logwatch.tail import Position
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS failed_auth (
+    id INTEGER PRIMARY KEY, ip TEXT NOT NULL, ts REAL NOT NULL, path TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS failed_auth_ts ON failed_auth (ts);
+CREATE TABLE IF NOT EXISTS alerts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL, ip TEXT NOT NULL, ts REAL NOT NULL,
+    first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+    count INTEGER NOT NULL, score INTEGER NOT NULL, detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FailedAuth:
+    """One unauthenticated request from outside that the server refused."""
+
+    ip: str
+    time: float
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Something the detector judged suspicious; ``seq`` is set once stored."""
+
+    kind: str
+    ip: str
+    time: float
+    first_seen: float
+    last_seen: float
+    count: int
+    score: int
+    detail: dict[str, Any]
+    seq: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """The shape served by ``/api/v1/alerts``."""
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "ip": self.ip,
+            "time": self.time,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "count": self.count,
+            "score": self.score,
+            "detail": self.detail,
+        }
+
+
+class Store:
+    """The helper's database."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def close(self) -> None:
+        """Close the connection (the WAL is checkpointed by SQLite)."""
+        self._db.close()
+
+    def position(self) -> Position | None:
+        """The follower position saved with the last committed batch."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'position'").fetchone()
+        if row is None:
+            return None
+        data = json.loads(row[0])
+        return Position(inode=int(data["inode"]), offset=int(data["offset"]))
+
+    def commit_batch(
+        self, failures: Iterable[FailedAuth], alerts: list[Alert], position: Position | None
+    ) -> list[Alert]:
+        """Record a batch of derived facts and the position after it atomically; return stored alerts."""
+        stored: list[Alert] = []
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "INSERT INTO failed_auth (ip, ts, path) VALUES (?, ?, ?)",
+                ((f.ip, f.time, f.path) for f in failures),
+            )
+            for alert in alerts:
+                cur = self._db.execute(
+                    "INSERT INTO alerts (kind, ip, ts, first_seen, last_seen, count, score, detail)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        alert.kind,
+                        alert.ip,
+                        alert.time,
+                        alert.first_seen,
+                        alert.last_seen,
+                        alert.count,
+                        alert.score,
+                        json.dumps(alert.detail, separators=(",", ":")),
+                    ),
+                )
+                seq = cur.lastrowid
+                assert seq is not None
+                stored.append(replace(alert, seq=seq))
+            if position is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('position', ?)",
+                    (json.dumps({"inode": position.inode, "offset": position.offset}),),
+                )
+        return stored
+
+    def failed_auth_by_ip(self, since: float) -> dict[str, int]:
+        """Failed logins per address since *since* (epoch seconds)."""
+        rows = self._db.execute(
+            "SELECT ip, COUNT(*) FROM failed_auth WHERE ts >= ? GROUP BY ip ORDER BY 2 DESC", (since,)
+        )
+        return {ip: count for ip, count in rows}
+
+    def alerts_after(self, seq: int, limit: int) -> list[Alert]:
+        """Alerts with a sequence number above *seq*, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, kind, ip, ts, first_seen, last_seen, count, score, detail"
+            " FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        return [
+            Alert(
+                seq=row[0],
+                kind=row[1],
+                ip=row[2],
+                time=row[3],
+                first_seen=row[4],
+                last_seen=row[5],
+                count=row[6],
+                score=row[7],
+                detail=json.loads(row[8]),
+            )
+            for row in rows
+        ]
+
+    def alert_summary(self, since: float) -> dict[str, Any]:
+        """Counters for the status snapshot."""
+        last_seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0]
+        recent = self._db.execute("SELECT COUNT(*) FROM alerts WHERE ts >= ?", (since,)).fetchone()[0]
+        last = self.alerts_after(last_seq - 1, 1) if last_seq else []
+        return {
+            "last_seq": last_seq,
+            "count_24h": recent,
+            "last": last[0].as_json() if last else None,
+        }
+
+    def purge(self, before: float) -> int:
+        """Drop events and alerts older than *before*; the alert sequence keeps counting up."""
+        with self._db:
+            n = self._db.execute("DELETE FROM failed_auth WHERE ts < ?", (before,)).rowcount
+            n += self._db.execute("DELETE FROM alerts WHERE ts < ?", (before,)).rowcount
+        return n

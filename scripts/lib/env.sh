@@ -1,0 +1,55 @@
+# Shared by scripts/test and scripts/demo: find Python 3.13, keep .venv in step with the
+# requirements, install Debian packages that are missing. Sourced, not executed.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="$ROOT/.venv"
+
+find_python313() {
+    local candidate
+    for candidate in "${PYTHON:-}" python3.13 /root/.pyenv/versions/3.13*/bin/python3.13 \
+        /usr/local/bin/python3.13 /usr/bin/python3.13; do
+        [ -n "$candidate" ] || continue
+        if "$candidate" -c 'import sys; raise SystemExit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    echo "error: Python 3.13 not found (set PYTHON=/path/to/python3.13)" >&2
+    return 1
+}
+
+# Recreate or update .venv only when the requirements changed since it was built.
+ensure_venv() {
+    local stamp want py
+    want=$(cat "$ROOT/requirements_test.txt" "$ROOT/helper/pyproject.toml" | sha256sum | cut -d' ' -f1)
+    stamp="$VENV/.requirements.sha256"
+    if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        py=$(find_python313)
+        echo "==> creating .venv with $py"
+        "$py" -m venv "$VENV"
+    fi
+    echo "==> installing test requirements into .venv (first run takes a few minutes)"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -r "$ROOT/requirements_test.txt"
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT/helper"
+    echo "$want" >"$stamp"
+}
+
+# Install the Debian packages that are missing (needs root; skipped with a note otherwise).
+ensure_debs() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "note: not root, cannot install Debian packages: ${missing[*]}" >&2
+        return 0
+    fi
+    echo "==> installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
