@@ -20,7 +20,7 @@ from typing import Any
 CLIENT_ID = "http://localhost:8123/"
 
 
-def call(base: str, method: str, path: str, body: Any = None, token: str | None = None, form: bool = False) -> Any:
+def call(base: str, method: str, path: str, body: Any = None, *, token: str | None = None, form: bool = False) -> Any:
     data = None
     headers = {}
     if body is not None:
@@ -119,11 +119,7 @@ def check(args: argparse.Namespace) -> None:
     found: dict[str, str] = {}
     while time.monotonic() < deadline:
         states = call(base, "GET", "/api/states", token=access)
-        found = {
-            s["entity_id"]: s["state"]
-            for s in states
-            if s["entity_id"].startswith("sensor.plex_security")
-        }
+        found = {s["entity_id"]: s["state"] for s in states if s["entity_id"].startswith("sensor.plex_security")}
         failed = [v for k, v in found.items() if k.endswith("failed_logins_24_h")]
         if failed and failed[0] not in ("unknown", "unavailable", "0"):
             for entity_id, state in sorted(found.items()):

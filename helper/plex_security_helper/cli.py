@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import random
 import sys
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from aiohttp import web
 from . import __version__
 from .app import create_app
 from .config import ConfigError, load_config, write_new_config
+from .demo.traffic import TrafficWriter
 
 DEFAULT_CONFIG = Path("/etc/plex-security/helper.toml")
 
@@ -56,15 +59,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_traffic(args: argparse.Namespace) -> int:
-    import random
-
-    from .demo.traffic import TrafficWriter
-
-    writer = TrafficWriter(args.log, random.Random(args.seed))
-    try:
+    # Demo traffic only needs to look plausible, so a seeded PRNG is right here.
+    writer = TrafficWriter(args.log, random.Random(args.seed))  # noqa: S311
+    with contextlib.suppress(KeyboardInterrupt):
         writer.run(args.rate, args.duration)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -90,7 +90,7 @@ _STATUS: dict[str, Any] = {
             "properties": {
                 "last_seq": {"type": "integer"},
                 "count_24h": {"type": "integer"},
-                "last": {"allOf": [_ALERT], "nullable": True},
+                "last": {**_ALERT, "nullable": True},
             },
         },
         "plex": _SECTION_UNAVAILABLE,

@@ -18,8 +18,17 @@ _AUTH_FAILURES = frozenset({401})
 
 
 def is_failed_auth(event: HttpEvent) -> bool:
-    """A refused, unauthenticated request from a client Plex does not treat as local."""
-    return event.status in _AUTH_FAILURES and not event.signed_in and event.net_class not in _LOCAL_CLASSES
+    """A refused, unauthenticated request from a client Plex does not treat as local.
+
+    The class comes only from the joined Request line: a lone Completed line (which a
+    signed-in user could forge through ``/log``) never counts.
+    """
+    return (
+        event.status in _AUTH_FAILURES
+        and not event.signed_in
+        and event.net_class is not NetClass.UNKNOWN
+        and event.net_class not in _LOCAL_CLASSES
+    )
 
 
 @dataclass(slots=True)

@@ -1,0 +1,124 @@
+"""The helper's HTTP API, over real HTTP against a real helper process."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+from typing import Any
+
+import pytest
+from openapi_spec_validator import validate
+
+from tests.helper.contract import validate_response
+from tests.helperproc import HelperProcess
+from tests.plexlines import exchange, failed_login
+
+
+def _error(helper: HelperProcess, path: str, **kwargs: Any) -> tuple[int, Any]:
+    with pytest.raises(urllib.error.HTTPError) as info:
+        helper.get(path, **kwargs)
+    import json
+
+    return info.value.code, json.loads(info.value.read())
+
+
+def test_health_needs_no_token_and_reveals_nothing(helper: HelperProcess) -> None:
+    body = helper.get("/api/v1/health", auth=False)
+    assert body == {"status": "ok", "version": "0.1.0", "api_version": 1}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/status", "/api/v1/alerts", "/api/v1/openapi.json", "/api/v1/nope"])
+def test_every_other_route_needs_the_token(helper: HelperProcess, path: str) -> None:
+    assert _error(helper, path, auth=False) == (
+        401,
+        {"error": "unauthorized", "message": "missing or invalid bearer token"},
+    )
+    code, body = _error(helper, path, token="almost-" + helper.token)
+    assert code == 401
+    assert helper.token not in str(body)
+
+
+def test_openapi_document_is_valid_and_status_matches_it(helper: HelperProcess) -> None:
+    spec = helper.get("/api/v1/openapi.json")
+    validate(spec)
+    validate_response(spec, "/api/v1/health", 200, helper.get("/api/v1/health", auth=False))
+    status = helper.get("/api/v1/status")
+    validate_response(spec, "/api/v1/status", 200, status)
+    assert status["helper"]["id"] == helper.helper_id
+    assert set(status["unavailable"]) == {"plex", "bans", "firewall", "audit"}
+    for section in status["unavailable"]:
+        assert status[section]["available"] is False
+    assert helper.token not in str(status)
+
+
+@pytest.mark.parametrize(
+    "query", ["after=-1", "after=x", "limit=0", "limit=501", "wait=61", "after=99999999999999999999"]
+)
+def test_alert_query_is_validated(helper: HelperProcess, query: str) -> None:
+    code, body = _error(helper, f"/api/v1/alerts?{query}")
+    assert code == 400
+    assert body["error"] == "invalid_query"
+    spec = helper.get("/api/v1/openapi.json")
+    validate_response(spec, "/api/v1/alerts", 400, body)
+
+
+def test_unknown_route_is_a_json_404(helper: HelperProcess) -> None:
+    assert _error(helper, "/api/v1/../../etc/passwd")[0] == 404
+    code, body = _error(helper, "/api/v1/nope")
+    assert (code, body["error"]) == (404, "not_found")
+
+
+def test_line_appended_shows_in_status_within_a_second(helper: HelperProcess) -> None:
+    helper.append(*failed_login("203.0.113.7"))
+    start = time.monotonic()
+    status = helper.wait_for(lambda s: s["failed_logins"]["total"] == 1, timeout=1.0)
+    assert time.monotonic() - start < 1.0
+    assert status["failed_logins"]["top"] == [{"ip": "203.0.113.7", "count": 1}]
+    assert status["monitor"]["following"] is True
+    assert status["monitor"]["debug_logging_seen"] is True
+
+
+def test_burst_of_failures_raises_one_alert_and_long_poll_wakes(helper: HelperProcess) -> None:
+    spec = helper.get("/api/v1/openapi.json")
+    result: dict[str, Any] = {}
+
+    def long_poll() -> None:
+        started = time.monotonic()
+        result["body"] = helper.get("/api/v1/alerts?after=0&wait=20")
+        result["waited"] = time.monotonic() - started
+
+    poller = threading.Thread(target=long_poll)
+    poller.start()
+    time.sleep(0.3)
+    assert "body" not in result  # still waiting: no alert yet
+    for i in range(7):  # threshold 5: one alert for the burst, not three
+        helper.append(*failed_login("203.0.113.9", port=41000 + i))
+    poller.join(timeout=10)
+    assert result["waited"] < 5
+    body = result["body"]
+    validate_response(spec, "/api/v1/alerts", 200, body)
+    alerts = body["alerts"]
+    assert [a["seq"] for a in alerts] == [1]
+    assert alerts[0]["kind"] == "failed_login_burst"
+    assert alerts[0]["ip"] == "203.0.113.9"
+    assert alerts[0]["count"] == 5
+
+    after = helper.get("/api/v1/alerts?after=1&wait=0")
+    assert after["alerts"] == []
+
+
+def test_restart_keeps_position_and_sequence(helper: HelperProcess) -> None:
+    for i in range(5):
+        helper.append(*failed_login("203.0.113.10", port=42000 + i))
+    helper.wait_for(lambda s: s["alerts"]["last_seq"] == 1)
+    helper.stop()
+    # Written while the helper is down: read once after restart, not lost, not doubled.
+    for i in range(5):
+        helper.append(*failed_login("198.51.100.20", port=43000 + i))
+    helper.append(*exchange("192.0.2.10", 200, user="alice"))
+    helper.start()
+    status = helper.wait_for(lambda s: s["alerts"]["last_seq"] == 2)
+    assert status["failed_logins"]["total"] == 10
+    alerts = helper.get("/api/v1/alerts?after=0")["alerts"]
+    assert [(a["seq"], a["ip"]) for a in alerts] == [(1, "203.0.113.10"), (2, "198.51.100.20")]

@@ -1,0 +1,92 @@
+"""The parser against annotated real-format lines, hostile ones included, and fuzzed input."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from plex_security_helper.logwatch.detect import is_failed_auth
+from plex_security_helper.logwatch.plexlog import LogParser, RequestJoiner
+
+SAMPLES = Path(__file__).parent / "samples" / "plex-access.log"
+
+
+def load_samples(path: Path) -> list[tuple[int, dict[str, Any], str]]:
+    """(line number, expectation, line) for every annotated line."""
+    out: list[tuple[int, dict[str, Any], str]] = []
+    expect: dict[str, Any] | None = None
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith("# expect:"):
+            expect = json.loads(line.removeprefix("# expect:"))
+        elif line.startswith("#") or not line.strip():
+            continue
+        else:
+            assert expect is not None, f"line {number} has no expectation"
+            out.append((number, expect, line))
+            expect = None
+    return out
+
+
+def test_every_annotated_line() -> None:
+    samples = load_samples(SAMPLES)
+    assert len(samples) >= 29
+    parser = LogParser(ZoneInfo("UTC"))
+    joiner = RequestJoiner()
+    for number, expect, line in samples:
+        rec = parser.parse(line)
+        if expect["record"] is None:
+            assert rec is None, f"line {number} should not parse: {rec}"
+            continue
+        assert rec is not None, f"line {number} should parse"
+        for key, want in expect["record"].items():
+            got = getattr(rec, key)
+            assert got == want, f"line {number}: {key} is {got!r}, expected {want!r}"
+        event = joiner.feed(rec)
+        if rec.completed:
+            assert event is not None
+            assert is_failed_auth(event) == expect["failed_auth"], f"line {number}: failed_auth"
+            assert event.ip == rec.ip
+        else:
+            assert "failed_auth" not in expect
+
+
+def test_local_time_is_converted_to_utc() -> None:
+    line = "Nov 20, 2026 08:00:01.250 [1] DEBUG - Request: [192.0.2.1:41000 (WAN)] GET / (1 live) GZIP"
+    rec = LogParser(ZoneInfo("Europe/Amsterdam")).parse(line)
+    assert rec is not None
+    assert rec.time == datetime(2026, 11, 20, 7, 0, 1, 250000, tzinfo=UTC).timestamp()
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=300))
+def test_parser_never_raises_on_any_text(text: str) -> None:
+    LogParser(ZoneInfo("UTC")).parse(text)
+
+
+PREFIX = "Nov 20, 2026 08:00:01.000 [1] DEBUG - "
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(["Request: [203.0.113.5:4000 (WAN)] GET ", "Completed: [203.0.113.5:4000] 401 GET "]),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\n"), max_size=200),
+)
+def test_no_address_but_the_bracket_field(head: str, path: str) -> None:
+    """Whatever the client puts into the path, the record's address is the bracket's."""
+    line = f"{PREFIX}{head}{path} (3 live) GZIP 0ms 1 bytes"
+    rec = LogParser(ZoneInfo("UTC")).parse(line)
+    assert rec is not None
+    assert rec.ip == "203.0.113.5"
+    assert rec.forwarded_for is None
+
+
+@pytest.mark.parametrize("bad", ["", "\x00" * 50, "Nov 20, 2026 08:00:01.000 [1] DEBUG - Request: [", "é" * 1000])
+def test_garbage_is_not_an_access_line(bad: str) -> None:
+    assert LogParser(ZoneInfo("UTC")).parse(bad) is None

@@ -1,0 +1,126 @@
+"""The log follower on real files: rotation, copy-truncate, restarts, partial and huge lines."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from plex_security_helper.logwatch.tail import LogFollower, rotated_name
+
+
+def write(path: Path, text: str, mode: str = "a") -> None:
+    with path.open(mode, encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def test_starts_at_end_unless_backfill(tmp_path: Path) -> None:
+    log = tmp_path / "Plex Media Server.log"
+    write(log, "old 1\nold 2\n")
+    live = LogFollower(log, None)
+    assert live.read_lines() == []
+    write(log, "new\n")
+    assert live.read_lines() == ["new"]
+
+    backfill = LogFollower(log, None, backfill=True)
+    assert backfill.read_lines() == []  # opening
+    assert backfill.read_lines() == ["old 1", "old 2", "new"]
+
+
+def test_partial_last_line_waits_for_its_end(tmp_path: Path) -> None:
+    log = tmp_path / "p.log"
+    log.touch()
+    follower = LogFollower(log, None)
+    follower.read_lines()
+    write(log, "complete\nhalf a li")
+    assert follower.read_lines() == ["complete"]
+    position = follower.position
+    assert position is not None and position.offset == len("complete\n")
+    write(log, "ne\n")
+    assert follower.read_lines() == ["half a line"]
+
+
+def test_rotation_reads_old_tail_then_new_file(tmp_path: Path) -> None:
+    log = tmp_path / "Plex Media Server.log"
+    write(log, "")
+    follower = LogFollower(log, None)
+    follower.read_lines()
+    write(log, "a\n")
+    assert follower.read_lines() == ["a"]
+    write(log, "b\n")  # written just before the rename, not yet read
+    log.rename(rotated_name(log))
+    write(log, "c\n", "w")
+    assert follower.read_lines() == ["b", "c"]
+    assert follower.rotations == 1
+    write(log, "d\n")
+    assert follower.read_lines() == ["d"]
+
+
+def test_copy_truncate(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    write(log, "")
+    follower = LogFollower(log, None)
+    follower.read_lines()
+    write(log, "one\ntwo\n")
+    assert follower.read_lines() == ["one", "two"]
+    os.truncate(log, 0)
+    write(log, "three\n")
+    assert follower.read_lines() == ["three"]
+    assert follower.truncations == 1
+
+
+def test_missing_file_then_created(tmp_path: Path) -> None:
+    log = tmp_path / "later.log"
+    follower = LogFollower(log, None)
+    assert follower.read_lines() == []
+    assert not follower.following
+    write(log, "first\n")
+    follower.read_lines()
+    assert follower.read_lines() == ["first"]
+
+
+def test_restart_mid_file_resumes_exactly(tmp_path: Path) -> None:
+    log = tmp_path / "r.log"
+    write(log, "")
+    first = LogFollower(log, None)
+    first.read_lines()
+    write(log, "1\n2\n3")
+    assert first.read_lines() == ["1", "2"]
+    saved = first.position
+    first.close()
+    write(log, "\n4\n")
+    second = LogFollower(log, saved)
+    second.read_lines()
+    assert second.read_lines() == ["3", "4"]
+
+
+def test_restart_after_rotation_while_down(tmp_path: Path) -> None:
+    log = tmp_path / "Plex Media Server.log"
+    write(log, "")
+    first = LogFollower(log, None)
+    first.read_lines()
+    write(log, "a\n")
+    assert first.read_lines() == ["a"]
+    saved = first.position
+    first.close()
+    write(log, "b\n")
+    log.rename(rotated_name(log))
+    write(log, "c\n", "w")
+    second = LogFollower(log, saved)
+    assert second.read_lines() == ["b"]
+    assert second.read_lines() == ["c"]
+
+
+def test_ten_megabyte_line_is_dropped_with_bounded_memory(tmp_path: Path) -> None:
+    log = tmp_path / "big.log"
+    write(log, "")
+    follower = LogFollower(log, None, chunk_size=64 * 1024, max_line=256 * 1024)
+    follower.read_lines()
+    write(log, "before\n" + "x" * (10 * 1024 * 1024) + "\nafter\n")
+    lines: list[str] = []
+    for _ in range(10):
+        lines += follower.read_lines(max_bytes=2 * 1024 * 1024)
+        if "after" in lines:
+            break
+    assert lines == ["before", "after"]
+    assert follower.oversized_lines == 1
+    assert len(follower._partial) == 0
