@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -140,8 +139,11 @@ def main() -> None:
     parser.add_argument("--token-file", required=True)
     parser.add_argument("--timeout", type=float, default=240)
     args = parser.parse_args()
-    setup(args) if args.action == "setup" else check(args)
+    if args.action == "setup":
+        setup(args)
+    else:
+        check(args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
