@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import random
 import sys
@@ -13,8 +14,9 @@ from aiohttp import web
 
 from . import __version__
 from .app import create_app
-from .config import ConfigError, load_config, write_new_config
+from .config import ConfigError, DetectConfig, load_config, write_new_config
 from .demo.traffic import TrafficWriter
+from .logwatch.scan import scan_files
 
 DEFAULT_CONFIG = Path("/etc/plex-security/helper.toml")
 
@@ -66,6 +68,36 @@ def _cmd_demo_traffic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_scan(args: argparse.Namespace) -> int:
+    detect = DetectConfig(failed_auth_threshold=5, failed_auth_window=600)
+    if args.config is not None:
+        try:
+            detect = load_config(args.config).detect
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    missing = [str(p) for p in args.logfiles if not p.is_file()]
+    if missing:
+        print(f"error: not a readable file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    report = scan_files(args.logfiles, detect)
+    if args.json:
+        json.dump(report.as_json(), sys.stdout, separators=(",", ":"))
+        sys.stdout.write("\n")
+        return 0
+    doc = report.as_json()
+    print(f"{doc['lines']} lines, {doc['parsed']} access lines")
+    for row in doc["addresses"]:
+        if row["verdict"] == "ok" and not args.all:
+            continue
+        reasons = ", ".join(row["reasons"]) or "-"
+        print(
+            f"{row['verdict']:5} {row['ip']:39} failed_auth={row['failed_auth']:<6} "
+            f"probes={row['probes']:<5} requests={row['requests']:<7} {reasons}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
@@ -84,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     serve.add_argument("-v", "--verbose", action="store_true")
     serve.set_defaults(func=_cmd_serve)
+
+    scan = sub.add_parser("scan", help="analyse Plex log files offline and print per-address verdicts")
+    scan.add_argument("logfiles", nargs="+", type=Path, metavar="LOGFILE")
+    scan.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    scan.add_argument("--all", action="store_true", help="also list addresses judged ok")
+    scan.add_argument("--config", type=Path, default=None, help="take thresholds from this config")
+    scan.set_defaults(func=_cmd_scan)
 
     demo = sub.add_parser("demo-traffic", help="append realistic Plex traffic (users and attackers) to a log")
     demo.add_argument("--log", type=Path, required=True)

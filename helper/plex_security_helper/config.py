@@ -42,10 +42,17 @@ class MonitorConfig:
 
 @dataclass(frozen=True, slots=True)
 class DetectConfig:
-    """Thresholds of the failed-login rule."""
+    """Thresholds of the detector's rules (see docs/configuration.md)."""
 
     failed_auth_threshold: int
     failed_auth_window: int
+    probe_threshold: int = 2
+    scan_distinct_paths: int = 10
+    scan_window: float = 60.0
+    flood_per_minute: int = 600
+    trust_after_signin: float = 86_400.0
+    trusted_factor: int = 4
+    max_tracked_sources: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,12 @@ SCHEMA = vol.Schema(
         vol.Optional("detect", default={}): {
             vol.Optional("failed_auth_threshold", default=5): vol.All(int, vol.Range(min=1, max=10_000)),
             vol.Optional("failed_auth_window", default=600): vol.All(int, vol.Range(min=10, max=86_400)),
+            vol.Optional("probe_threshold", default=2): vol.All(int, vol.Range(min=1, max=1000)),
+            vol.Optional("scan_distinct_paths", default=10): vol.All(int, vol.Range(min=2, max=1000)),
+            vol.Optional("scan_window", default=60): vol.All(int, vol.Range(min=1, max=3600)),
+            vol.Optional("flood_per_minute", default=600): vol.All(int, vol.Range(min=10, max=1_000_000)),
+            vol.Optional("trust_after_signin", default=86_400): vol.All(int, vol.Range(min=0, max=30 * 86_400)),
+            vol.Optional("trusted_factor", default=4): vol.All(int, vol.Range(min=1, max=100)),
         },
         vol.Required("storage"): {
             vol.Required("database"): _nonempty,
@@ -122,6 +135,12 @@ def parse_config(raw: dict[str, Any], base_dir: Path) -> Config:
         detect=DetectConfig(
             failed_auth_threshold=data["detect"]["failed_auth_threshold"],
             failed_auth_window=data["detect"]["failed_auth_window"],
+            probe_threshold=data["detect"]["probe_threshold"],
+            scan_distinct_paths=data["detect"]["scan_distinct_paths"],
+            scan_window=float(data["detect"]["scan_window"]),
+            flood_per_minute=data["detect"]["flood_per_minute"],
+            trust_after_signin=float(data["detect"]["trust_after_signin"]),
+            trusted_factor=data["detect"]["trusted_factor"],
         ),
         database=resolve(data["storage"]["database"]),
         retention_days=data["storage"]["retention_days"],
@@ -182,9 +201,21 @@ poll_interval = 0.05
 backfill = false
 
 [detect]
-# Unauthenticated 401 responses from one WAN address within the window that make it an attacker.
+# Unauthenticated 401/403 answers to one internet address (IPv6: one /64) within the window
+# (seconds) that make it an attacker. Benign token-less paths (Plexamp, timelines) do not count.
 failed_auth_threshold = 5
 failed_auth_window = 600
+# Attack paths (traversal, injection, admin panels, exploit paths) that make an attacker.
+probe_threshold = 2
+# Distinct missing (404) paths within scan_window seconds that make a scanner.
+scan_distinct_paths = 10
+scan_window = 60
+# Requests per minute from one address that make a flood.
+flood_per_minute = 600
+# An address that signed in successfully is trusted this long (seconds) and needs
+# trusted_factor times the evidence above before it is judged hostile.
+trust_after_signin = 86400
+trusted_factor = 4
 
 [storage]
 database = {_toml_str(database)}
