@@ -7,6 +7,7 @@ address that signed in successfully recently needs far more evidence.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections import deque
@@ -70,11 +71,20 @@ def sanitise_path(path: str, limit: int = 120) -> str:
     return clean + ("…" if len(path) > limit else "")
 
 
+@functools.lru_cache(maxsize=65_536)
 def source_key(ip: str) -> str:
     """Windows are per IPv4 address and per IPv6 /64 (one subscriber's prefix)."""
     if ":" in ip:
         return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
     return ip
+
+
+@functools.lru_cache(maxsize=65_536)
+def user_network(ip: str) -> str:
+    """The network a user's new-location check compares: the /24 or the /64."""
+    if ":" in ip:
+        return source_key(ip)
+    return str(ipaddress.IPv4Network(f"{ip}/24", strict=False))
 
 
 # Networks that never come from the internet. Explicit rather than `is_global`, which also
@@ -97,6 +107,7 @@ LOCAL_NETWORKS = tuple(
 )
 
 
+@functools.lru_cache(maxsize=65_536)
 def is_public(ip: str) -> bool:
     """An address that is not loopback, link-local, RFC 1918, CGNAT or ULA."""
     addr = ipaddress.ip_address(ip)
@@ -227,7 +238,7 @@ class Detector:
         assert event.user is not None
         if not is_public(event.ip):
             return
-        net = source_key(event.ip) if ":" in event.ip else str(ipaddress.IPv4Network(f"{event.ip}/24", strict=False))
+        net = user_network(event.ip)
         known = self._user_networks.setdefault(event.user, set())
         if net in known:
             return

@@ -85,13 +85,24 @@ class HttpEvent:
     forwarded_for: str | None
 
 
+_IP_CACHE: dict[str, str | None] = {}
+_IP_CACHE_MAX = 65_536
+
+
 def _canonical_ip(text: str) -> str | None:
-    if text.startswith("["):
-        text = text[1:-1].split("%", 1)[0]
+    """Validated, canonical form of a bracket-field address (cached: clients repeat)."""
+    cached = _IP_CACHE.get(text, "")
+    if cached != "":
+        return cached
+    raw = text[1:-1].split("%", 1)[0] if text.startswith("[") else text
     try:
-        return str(ipaddress.ip_address(text))
+        result: str | None = str(ipaddress.ip_address(raw))
     except ValueError:
-        return None
+        result = None
+    if len(_IP_CACHE) >= _IP_CACHE_MAX:
+        _IP_CACHE.clear()
+    _IP_CACHE[text] = result
+    return result
 
 
 class LogParser:
@@ -144,9 +155,10 @@ class LogParser:
             path, tail = m["rest"].rstrip(), ""
         else:
             path, tail = rest["path"], rest["tail"]
-        rid = _RID.search(tail)
-        user = _USER.search(tail)
-        xff = _XFF.search(tail)
+        # Cheap substring checks first: most tails carry only an id and flags.
+        rid = _RID.search(tail) if "#" in tail else None
+        user = _USER.search(tail) if "Token (" in tail else None
+        xff = _XFF.search(tail) if "Forwarded" in tail else None
         cls_text = m["cls"]
         return LogRecord(
             time=epoch + int(m["ms"]) / 1000,

@@ -1,0 +1,127 @@
+"""Benchmark: our log pipeline vs fail2ban-regex on the same synthetic Plex log, same run.
+
+Prints lines/s for `plex-security-helper scan --json` and for `fail2ban-regex` with the
+filter we ship, their ratio, both peak RSS values, and whether both found the same
+brute-forcers (addresses with at least 5 failures). Then the follow latency: failed-login
+lines appended to a live helper's log until the alert is visible in /api/v1/alerts.
+
+Usage: bench/log_pipeline.py [--lines N] [--latency-samples N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+GEN = ROOT.parent / "shared" / "tools" / "gen_plex_log.py"
+FILTER = ROOT / "helper" / "plex_security_helper" / "data" / "fail2ban" / "filter.d" / "plex-security.conf"
+
+
+def measure(cmd: list[str]) -> tuple[float, int, str]:
+    """Run *cmd*; return wall seconds, the child's own peak RSS in MiB (wait4), and its stdout."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out:
+        pid = os.posix_spawnp(
+            cmd[0],
+            cmd,
+            dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+            ],
+        )
+        _, status, usage = os.wait4(pid, 0)
+        elapsed = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{cmd[0]} exited with {os.waitstatus_to_exitcode(status)}")
+        out.seek(0)
+        return elapsed, usage.ru_maxrss // 1024, out.read()
+
+
+def throughput(lines: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="plexsec-bench-"))
+    try:
+        log = work / "Plex Media Server.log"
+        planted = json.loads(subprocess.check_output([sys.executable, str(GEN), str(log), str(lines)]))
+        size_mb = log.stat().st_size / 1e6
+        print(f"log: {planted['lines']} lines, {size_mb:.0f} MB")
+
+        helper = shutil.which("plex-security-helper") or str(Path(sys.executable).parent / "plex-security-helper")
+        ours_s, ours_rss, ours_out = measure([helper, "scan", "--json", str(log)])
+        ours = json.loads(ours_out)
+        ours_bf = {a["ip"] for a in ours["addresses"] if a["failed_auth"] >= 5 and a["verdict"] == "ban"}
+
+        f2b = shutil.which("fail2ban-regex")
+        if f2b is None:
+            print("fail2ban-regex not installed: no anchor to compare with")
+            return
+        f2b_s, f2b_rss, f2b_out = measure([f2b, "-o", "ip", str(log), str(FILTER)])
+        counts = Counter(line.strip() for line in f2b_out.splitlines() if line.strip())
+        f2b_bf = {ip for ip, n in counts.items() if n >= 5}
+
+        n = planted["lines"]
+        print(f"ours:           {n / ours_s:>12,.0f} lines/s  ({ours_s:.1f} s, peak RSS {ours_rss} MiB)")
+        print(f"fail2ban-regex: {n / f2b_s:>12,.0f} lines/s  ({f2b_s:.1f} s, peak RSS {f2b_rss} MiB)")
+        print(f"ratio ours/fail2ban-regex: {f2b_s / ours_s:.2f}x  (target >= 20x)")
+        print(f"peak RSS under 200 MB: {'yes' if ours_rss < 200 else 'NO'}")
+        same = ours_bf == f2b_bf
+        print(f"same brute-forcers found: {'yes' if same else 'no'} (ours {len(ours_bf)}, fail2ban {len(f2b_bf)})")
+        if not same:
+            print(f"  only ours: {sorted(ours_bf - f2b_bf)}  only fail2ban: {sorted(f2b_bf - ours_bf)}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def latency(samples: int) -> None:
+    from tests.helperproc import HelperProcess
+    from tests.plexlines import exchange
+
+    work = Path(tempfile.mkdtemp(prefix="plexsec-lat-"))
+    helper = HelperProcess(work / "helper")
+    helper.start()
+    try:
+        times: list[float] = []
+        seq = 0
+        for i in range(samples):
+            ip = f"2001:db8:{i // 65536:x}:{i % 65536:x}::1"
+            lines: list[str] = []
+            for k in range(5):
+                lines += exchange(ip, 401, "/library/sections", port=20000 + k)
+            helper.append(*lines[:-2])  # four failures first: below the threshold
+            start = time.perf_counter()
+            helper.append(*lines[-2:])  # the fifth: the alert must follow
+            body = helper.get(f"/api/v1/alerts?after={seq}&wait=10")
+            times.append(time.perf_counter() - start)
+            assert body["alerts"], "no alert"
+            seq = body["alerts"][-1]["seq"]
+        times.sort()
+        p50 = statistics.median(times) * 1000
+        p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000
+        print(f"follow latency over {samples} attacks: p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 100 ms)")
+    finally:
+        helper.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--latency-samples", type=int, default=1000)
+    args = parser.parse_args()
+    throughput(args.lines)
+    latency(args.latency_samples)
+
+
+if __name__ == "__main__":
+    main()
