@@ -22,6 +22,8 @@ from .store import Alert, Store
 
 _LOGGER = logging.getLogger(__name__)
 DAY = 86_400.0
+PURGE_INTERVAL = 3600.0
+MAX_FAILED_AUTH_ROWS = 2_000_000
 
 
 class Monitor:
@@ -41,6 +43,8 @@ class Monitor:
         self.lines = 0
         self.access_lines = 0
         self.last_line_time: float | None = None
+        self.parse_failures = 0
+        self._next_purge = 0.0
         self.error: str | None = None
         self._rate_window: list[tuple[float, int]] = []
         self._committed: Position | None = None
@@ -91,6 +95,8 @@ class Monitor:
         for line in lines:
             rec = self._parser.parse(line)
             if rec is None:
+                if "Request: [" in line or "Completed: [" in line or "connection close: [" in line:
+                    self.parse_failures += 1  # looks like an access line, yet did not parse
                 continue
             access += 1
             last_time = rec.time
@@ -121,12 +127,26 @@ class Monitor:
             self._rate_window.append((now, count))
             while self._rate_window and self._rate_window[0][0] < now - 60:
                 self._rate_window.pop(0)
+            if now >= self._next_purge:
+                self._next_purge = now + PURGE_INTERVAL
+                await self._purge()
             if alerts:
                 self.last_seq = alerts[-1].seq
                 async with self._new_alert:
                     self._new_alert.notify_all()
             if count == 0:
                 await asyncio.sleep(interval)
+
+    async def _purge(self) -> None:
+        """Apply retention so that a months-long flood keeps the database bounded."""
+        before = time.time() - self._config.retention_days * DAY
+        try:
+            removed = await self.run_in_worker(self.store.purge, before, MAX_FAILED_AUTH_ROWS)
+        except Exception as err:  # noqa: BLE001 - retention failing must not stop following
+            _LOGGER.warning("retention purge failed: %s", err)
+            return
+        if removed:
+            _LOGGER.info("retention: removed %d old rows", removed)
 
     async def wait_for_alert(self, after: int, timeout: float) -> None:
         """Return when an alert beyond *after* is stored, or after *timeout* seconds."""
@@ -150,6 +170,8 @@ class Monitor:
             "lines_processed": self.lines,
             "access_lines": self.access_lines,
             "lines_per_minute": self.lines_per_minute(),
+            "lines_per_second": round(self.lines_per_minute() / 60, 2),
+            "parse_failures": self.parse_failures,
             "oversized_lines": follower.oversized_lines if follower else 0,
             "rotations": follower.rotations if follower else 0,
             "last_line_time": self.last_line_time,

@@ -171,9 +171,15 @@ class Store:
             "last": last[0].as_json() if last else None,
         }
 
-    def purge(self, before: float) -> int:
-        """Drop events and alerts older than *before*; the alert sequence keeps counting up."""
+    def purge(self, before: float, max_failed_auth: int) -> int:
+        """Drop rows older than *before* and the oldest failures beyond *max_failed_auth*.
+
+        The alert sequence keeps counting up (AUTOINCREMENT), so cursors stay valid.
+        """
         with self._db:
             n = self._db.execute("DELETE FROM failed_auth WHERE ts < ?", (before,)).rowcount
             n += self._db.execute("DELETE FROM alerts WHERE ts < ?", (before,)).rowcount
+            n += self._db.execute(
+                "DELETE FROM failed_auth WHERE id <= (SELECT MAX(id) FROM failed_auth) - ?", (max_failed_auth,)
+            ).rowcount
         return n

@@ -79,6 +79,14 @@ def test_line_appended_shows_in_status_within_a_second(helper: HelperProcess) ->
     assert status["monitor"]["debug_logging_seen"] is True
 
 
+def test_unparsable_access_line_is_counted_not_fatal(helper: HelperProcess) -> None:
+    helper.append("Nov 20, 2026 08:00:09.000 [1] DEBUG - Request: [999.1.1.1:41005 (WAN)] GET / (3 live) GZIP")
+    helper.append("\x00\xff garbage " * 100, *failed_login("203.0.113.8"))
+    status = helper.wait_for(lambda s: s["failed_logins"]["total"] == 1)
+    assert status["monitor"]["parse_failures"] == 1
+    assert status["monitor"]["lines_processed"] == 4
+
+
 def test_burst_of_failures_raises_one_alert_and_long_poll_wakes(helper: HelperProcess) -> None:
     spec = helper.get("/api/v1/openapi.json")
     result: dict[str, Any] = {}

@@ -60,6 +60,8 @@ _STATUS: dict[str, Any] = {
                 "lines_processed": {"type": "integer"},
                 "access_lines": {"type": "integer"},
                 "lines_per_minute": {"type": "integer"},
+                "lines_per_second": {"type": "number"},
+                "parse_failures": {"type": "integer"},
                 "oversized_lines": {"type": "integer"},
                 "rotations": {"type": "integer"},
                 "last_line_time": _NUM_OR_NULL,

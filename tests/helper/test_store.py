@@ -1,0 +1,37 @@
+"""The SQLite store: atomic batches, a sequence that never goes back, bounded size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plex_security_helper.logwatch.tail import Position
+from plex_security_helper.store import Alert, FailedAuth, Store
+
+
+def alert(ip: str, t: float) -> Alert:
+    return Alert(kind="probe", ip=ip, time=t, first_seen=t, last_seen=t, count=2, score=80, detail={})
+
+
+def test_sequence_survives_reopen_and_purge(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    store = Store(db)
+    stored = store.commit_batch([], [alert("192.0.2.1", 100.0), alert("192.0.2.2", 200.0)], Position(7, 10))
+    assert [a.seq for a in stored] == [1, 2]
+    store.purge(before=1000.0, max_failed_auth=10)
+    store.close()
+
+    store = Store(db)
+    assert store.position() == Position(7, 10)
+    assert store.alerts_after(0, 10) == []
+    # Purged alerts' numbers are never reused: a client's cursor stays meaningful.
+    assert [a.seq for a in store.commit_batch([], [alert("192.0.2.3", 2000.0)], None)] == [3]
+    store.close()
+
+
+def test_failed_auth_rows_are_capped(tmp_path: Path) -> None:
+    store = Store(tmp_path / "c.db")
+    store.commit_batch([FailedAuth("203.0.113.1", float(i), "/") for i in range(50)], [], None)
+    removed = store.purge(before=0.0, max_failed_auth=20)
+    assert removed == 30
+    assert store.failed_auth_by_ip(0.0) == {"203.0.113.1": 20}
+    store.close()
