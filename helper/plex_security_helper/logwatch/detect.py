@@ -118,7 +118,7 @@ def is_public(ip: str) -> bool:
 
 @dataclass(slots=True)
 class _Source:
-    failures: deque[tuple[float, float]] = field(default_factory=deque)  # (time, weight)
+    failures: deque[float] = field(default_factory=deque)
     probes: deque[float] = field(default_factory=deque)
     minute: deque[float] = field(default_factory=deque)
     misses: dict[str, float] = field(default_factory=dict)  # distinct 404 paths → last time
@@ -190,15 +190,14 @@ class Detector:
         if BENIGN_FAILURE_PATHS.match(event.path):
             return
         out.failures.append(FailedAuth(ip=event.ip, time=event.time, path=sanitise_path(event.path)))
-        src.failures.append((event.time, 1.0))
-        while src.failures and src.failures[0][0] < event.time - self._window:
+        src.failures.append(event.time)
+        while src.failures and src.failures[0] < event.time - self._window:
             src.failures.popleft()
         self._remember(src, event.path)
-        score = sum(w for _, w in src.failures)
         needed = float(self._cfg.failed_auth_threshold)
         if event.time < src.trusted_until:
             needed *= self._cfg.trusted_factor
-        if score >= needed:
+        if len(src.failures) >= needed:
             count = len(src.failures)
             self._alert(out, src, "failed_login_burst", event, count=count, score=min(100, 50 + 10 * count), extra={})
 
@@ -266,7 +265,7 @@ class Detector:
         # One alert per burst and kind: quiet until the window has passed.
         src.quiet_until[quiet_key] = event.time + self._window
         first = {
-            "failed_login_burst": src.failures[0][0] if src.failures else event.time,
+            "failed_login_burst": src.failures[0] if src.failures else event.time,
             "probe": src.probes[0] if src.probes else event.time,
             "flood": src.minute[0] if src.minute else event.time,
         }.get(kind, event.time)
