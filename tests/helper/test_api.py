@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import urllib.error
@@ -18,8 +19,6 @@ from tests.plexlines import exchange, failed_login
 def _error(helper: HelperProcess, path: str, **kwargs: Any) -> tuple[int, Any]:
     with pytest.raises(urllib.error.HTTPError) as info:
         helper.get(path, **kwargs)
-    import json
-
     return info.value.code, json.loads(info.value.read())
 
 
@@ -53,7 +52,17 @@ def test_openapi_document_is_valid_and_status_matches_it(helper: HelperProcess) 
 
 
 @pytest.mark.parametrize(
-    "query", ["after=-1", "after=x", "limit=0", "limit=501", "wait=61", "after=99999999999999999999"]
+    "query",
+    [
+        "after=-1",
+        "after=x",
+        "limit=0",
+        "limit=501",
+        "wait=61",
+        "after=99999999999999999999",
+        "after=%C2%B2",
+        "limit=%D9%A3",
+    ],
 )
 def test_alert_query_is_validated(helper: HelperProcess, query: str) -> None:
     code, body = _error(helper, f"/api/v1/alerts?{query}")

@@ -13,6 +13,14 @@ def write(path: Path, text: str, mode: str = "a") -> None:
         handle.write(text)
 
 
+def following(log: Path) -> LogFollower:
+    """A follower that has opened *log* (created empty) and stands at its end."""
+    write(log, "")
+    follower = LogFollower(log, None)
+    assert follower.read_lines() == []
+    return follower
+
+
 def test_starts_at_end_unless_backfill(tmp_path: Path) -> None:
     log = tmp_path / "Plex Media Server.log"
     write(log, "old 1\nold 2\n")
@@ -41,9 +49,7 @@ def test_partial_last_line_waits_for_its_end(tmp_path: Path) -> None:
 
 def test_rotation_reads_old_tail_then_new_file(tmp_path: Path) -> None:
     log = tmp_path / "Plex Media Server.log"
-    write(log, "")
-    follower = LogFollower(log, None)
-    follower.read_lines()
+    follower = following(log)
     write(log, "a\n")
     assert follower.read_lines() == ["a"]
     write(log, "b\n")  # written just before the rename, not yet read
@@ -57,9 +63,7 @@ def test_rotation_reads_old_tail_then_new_file(tmp_path: Path) -> None:
 
 def test_copy_truncate(tmp_path: Path) -> None:
     log = tmp_path / "x.log"
-    write(log, "")
-    follower = LogFollower(log, None)
-    follower.read_lines()
+    follower = following(log)
     write(log, "one\ntwo\n")
     assert follower.read_lines() == ["one", "two"]
     os.truncate(log, 0)
@@ -80,9 +84,7 @@ def test_missing_file_then_created(tmp_path: Path) -> None:
 
 def test_restart_mid_file_resumes_exactly(tmp_path: Path) -> None:
     log = tmp_path / "r.log"
-    write(log, "")
-    first = LogFollower(log, None)
-    first.read_lines()
+    first = following(log)
     write(log, "1\n2\n3")
     assert first.read_lines() == ["1", "2"]
     saved = first.position
@@ -95,9 +97,7 @@ def test_restart_mid_file_resumes_exactly(tmp_path: Path) -> None:
 
 def test_restart_after_rotation_while_down(tmp_path: Path) -> None:
     log = tmp_path / "Plex Media Server.log"
-    write(log, "")
-    first = LogFollower(log, None)
-    first.read_lines()
+    first = following(log)
     write(log, "a\n")
     assert first.read_lines() == ["a"]
     saved = first.position

@@ -37,7 +37,8 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 18:
+    # isascii: str.isdigit() also accepts digits such as "²" that int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise QueryError(f"{name} must be a whole number from {low} to {high}")
     value = int(raw)
     if not low <= value <= high:

@@ -9,6 +9,7 @@ Blocking file I/O: call :meth:`LogFollower.read_lines` from a worker thread.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -110,20 +111,12 @@ class LogFollower:
                 old_st = None
             same = old_st is not None and old_st.st_ino == resume.inode and resume.offset <= old_st.st_size
             if same and self._open(old, resume.offset):
-                lines = self._drain()
+                self._drain_into(lines, sys.maxsize)
                 self.rotations += 1
             self._open(self.path, 0)
             return lines
         self._open(self.path, 0 if self._backfill else st.st_size)
         return lines
-
-    def _drain(self) -> list[str]:
-        """Read the open file to its current end."""
-        out: list[str] = []
-        while True:
-            got = self._read_chunk(out)
-            if not got:
-                return out
 
     def _read_chunk(self, out: list[str]) -> bool:
         assert self._file is not None
@@ -181,6 +174,7 @@ class LogFollower:
         return out
 
     def _drain_into(self, out: list[str], max_bytes: int) -> None:
+        """Append complete lines to *out* until the end of the file or about *max_bytes* read."""
         read = 0
         while read < max_bytes and self._read_chunk(out):
             read += self._chunk
