@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .api.auth import token_middleware
+from .api.bans import routes as ban_routes
 from .api.errors import error_middleware
 from .api.routes import HELPER_ID_KEY, MONITOR_KEY, STARTED_KEY, routes
 from .config import Config
@@ -27,6 +28,7 @@ def create_app(config: Config) -> web.Application:
     app[HELPER_ID_KEY] = config.helper_id
     app[STARTED_KEY] = time.time()
     app.add_routes(routes)
+    app.add_routes(ban_routes)
 
     async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
         await monitor.start()

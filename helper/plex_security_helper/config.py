@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tomllib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,44 @@ class DetectConfig:
     max_tracked_sources: int = 100_000
 
 
+DEFAULT_ALLOW = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "100.64.0.0/10",
+    "fc00::/7",
+    "fe80::/10",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FirewallConfig:
+    """How verdicts become dropped packets (see docs/configuration.md)."""
+
+    backend: str = "nft"  # nft | fail2ban | none
+    mode: str = "monitor"  # monitor (record what would be banned) | enforce
+    plex_port: int = 32400
+    profile: str = "default"  # default | strict | off
+    new_per_minute: int | None = None  # overrides of the profile
+    burst: int | None = None
+    max_concurrent: int | None = None
+    allow: tuple[str, ...] = DEFAULT_ALLOW
+    protect: tuple[str, ...] = ()
+    protect_gateway: bool = True
+    ban_time: int = 3600
+    ban_time_factor: float = 2.0
+    max_ban_time: int = 7 * 86_400
+    log_drops: bool = True
+    netns: str | None = None
+    geoip_mode: str | None = None  # allow | block
+    geoip_source: Path | None = None
+    geoip_countries: tuple[str, ...] = ()
+    fail2ban_socket: str = "/var/run/fail2ban/fail2ban.sock"
+    fail2ban_jail: str = "plex-security"
+    fail2ban_client: str = "fail2ban-client"
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything the helper reads from its TOML file."""
@@ -65,6 +105,7 @@ class Config:
     detect: DetectConfig
     database: Path
     retention_days: int
+    firewall: FirewallConfig = FirewallConfig()
 
 
 def _nonempty(value: Any) -> str:
@@ -80,6 +121,43 @@ def _token(value: Any) -> str:
         raise vol.Invalid("token must be at least 16 characters")
     return text
 
+
+def _network(value: Any) -> str:
+    text = _nonempty(value)
+    try:
+        return str(ipaddress.ip_network(text.strip(), strict=False))
+    except ValueError:
+        raise vol.Invalid(f"{text!r} is not an IP address or CIDR network") from None
+
+
+_NETNS = vol.All(str, vol.Match(r"^[A-Za-z0-9_.-]{1,64}$", msg="a network namespace name"))
+_COUNTRY = vol.All(str, vol.Match(r"^[A-Za-z]{2}$", msg="a two-letter country code"), vol.Lower)
+
+FIREWALL_SCHEMA = {
+    vol.Optional("backend", default="nft"): vol.In(["nft", "fail2ban", "none"]),
+    vol.Optional("mode", default="monitor"): vol.In(["monitor", "enforce"]),
+    vol.Optional("plex_port", default=32400): vol.All(int, vol.Range(min=1, max=65535)),
+    vol.Optional("profile", default="default"): vol.In(["default", "strict", "off"]),
+    vol.Optional("new_per_minute"): vol.All(int, vol.Range(min=1, max=1_000_000)),
+    vol.Optional("burst"): vol.All(int, vol.Range(min=1, max=1_000_000)),
+    vol.Optional("max_concurrent"): vol.All(int, vol.Range(min=1, max=1_000_000)),
+    vol.Optional("allow", default=list(DEFAULT_ALLOW)): [_network],
+    vol.Optional("protect", default=[]): [_network],
+    vol.Optional("protect_gateway", default=True): bool,
+    vol.Optional("ban_time", default=3600): vol.All(int, vol.Range(min=60, max=365 * 86_400)),
+    vol.Optional("ban_time_factor", default=2.0): vol.All(vol.Coerce(float), vol.Range(min=1.0, max=100.0)),
+    vol.Optional("max_ban_time", default=7 * 86_400): vol.All(int, vol.Range(min=60, max=365 * 86_400)),
+    vol.Optional("log_drops", default=True): bool,
+    vol.Optional("netns"): _NETNS,
+    vol.Optional("geoip_mode"): vol.In(["allow", "block"]),
+    vol.Optional("geoip_source"): _nonempty,
+    vol.Optional("geoip_countries", default=[]): [_COUNTRY],
+    vol.Optional("fail2ban_socket", default="/var/run/fail2ban/fail2ban.sock"): _nonempty,
+    vol.Optional("fail2ban_jail", default="plex-security"): vol.All(
+        str, vol.Match(r"^[A-Za-z0-9_.-]{1,64}$", msg="a jail name")
+    ),
+    vol.Optional("fail2ban_client", default="fail2ban-client"): _nonempty,
+}
 
 SCHEMA = vol.Schema(
     {
@@ -104,6 +182,7 @@ SCHEMA = vol.Schema(
             vol.Optional("trust_after_signin", default=86_400): vol.All(int, vol.Range(min=0, max=30 * 86_400)),
             vol.Optional("trusted_factor", default=4): vol.All(int, vol.Range(min=1, max=100)),
         },
+        vol.Optional("firewall", default={}): FIREWALL_SCHEMA,
         vol.Required("storage"): {
             vol.Required("database"): _nonempty,
             vol.Optional("retention_days", default=30): vol.All(int, vol.Range(min=1, max=3650)),
@@ -144,6 +223,35 @@ def parse_config(raw: dict[str, Any], base_dir: Path) -> Config:
         ),
         database=resolve(data["storage"]["database"]),
         retention_days=data["storage"]["retention_days"],
+        firewall=_firewall(data["firewall"], resolve),
+    )
+
+
+def _firewall(fw: dict[str, Any], resolve: Callable[[str], Path]) -> FirewallConfig:
+    if fw.get("geoip_mode") and not (fw.get("geoip_source") and fw["geoip_countries"]):
+        raise ConfigError("invalid configuration at firewall.geoip_mode: needs geoip_source and geoip_countries")
+    return FirewallConfig(
+        backend=fw["backend"],
+        mode=fw["mode"],
+        plex_port=fw["plex_port"],
+        profile=fw["profile"],
+        new_per_minute=fw.get("new_per_minute"),
+        burst=fw.get("burst"),
+        max_concurrent=fw.get("max_concurrent"),
+        allow=tuple(fw["allow"]),
+        protect=tuple(fw["protect"]),
+        protect_gateway=fw["protect_gateway"],
+        ban_time=fw["ban_time"],
+        ban_time_factor=fw["ban_time_factor"],
+        max_ban_time=max(fw["max_ban_time"], fw["ban_time"]),
+        log_drops=fw["log_drops"],
+        netns=fw.get("netns"),
+        geoip_mode=fw.get("geoip_mode"),
+        geoip_source=resolve(fw["geoip_source"]) if fw.get("geoip_source") else None,
+        geoip_countries=tuple(fw["geoip_countries"]),
+        fail2ban_socket=fw["fail2ban_socket"],
+        fail2ban_jail=fw["fail2ban_jail"],
+        fail2ban_client=fw["fail2ban_client"],
     )
 
 
@@ -216,6 +324,26 @@ flood_per_minute = 600
 # trusted_factor times the evidence above before it is judged hostile.
 trust_after_signin = 86400
 trusted_factor = 4
+
+[firewall]
+# nft: the helper's own nftables table; fail2ban: ban through a running fail2ban's jail;
+# none: no enforcement.
+backend = "nft"
+# monitor: record what would be banned, touch nothing. Switch to "enforce" once the
+# bans listed in Home Assistant look right.
+mode = "monitor"
+plex_port = 32400
+# Per-address limits on new connections to the Plex port: "default" leaves headroom for
+# real clients, "strict" is 10 new per minute and 5 at once, "off" disables them.
+profile = "default"
+# Never banned (unless forced for one single address): the LAN, link-local, CGNAT, ULA.
+allow = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "fc00::/7", "fe80::/10"]
+# Never banned at all: Home Assistant, your reverse proxy, your admin machine.
+protect = []
+# First ban in seconds; each repeat within 30 days multiplies it by ban_time_factor, up to max_ban_time.
+ban_time = 3600
+ban_time_factor = 2.0
+max_ban_time = 604800
 
 [storage]
 database = {_toml_str(database)}

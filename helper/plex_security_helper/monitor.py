@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .config import Config
+from .firewall.enforcer import Enforcer
 from .logwatch.detect import Detector, Verdicts
 from .logwatch.plexlog import LogParser, RequestJoiner
 from .logwatch.tail import LogFollower, Position
@@ -23,6 +24,7 @@ from .store import Alert, Store
 _LOGGER = logging.getLogger(__name__)
 DAY = 86_400.0
 PURGE_INTERVAL = 3600.0
+RECONCILE_INTERVAL = 30.0
 MAX_FAILED_AUTH_ROWS = 2_000_000
 
 
@@ -37,6 +39,8 @@ class Monitor:
         self._parser = LogParser()
         self._joiner = RequestJoiner()
         self._detector = Detector(config.detect)
+        self.enforcer = Enforcer(config.firewall)
+        self._next_reconcile = 0.0
         self._task: asyncio.Task[None] | None = None
         self._new_alert = asyncio.Condition()
         self.last_seq = 0
@@ -62,6 +66,8 @@ class Monitor:
         self._committed = position
         self._follower = LogFollower(self._config.monitor.log_path, position, backfill=self._config.monitor.backfill)
         summary = await self.run_in_worker(store.alert_summary, time.time() - DAY)
+        # Bans come back before the first new line is judged, with their remaining time.
+        await self.run_in_worker(self.enforcer.start, store, time.time())
         self.last_seq = int(summary["last_seq"])
         self._task = asyncio.create_task(self._follow_loop(), name="plex-security-follow")
 
@@ -106,6 +112,10 @@ class Monitor:
         position = self._follower.position
         stored = self._store.commit_batch(verdicts.failures, verdicts.alerts, position)
         self._committed = position
+        if stored:
+            now = time.time()
+            # Replayed history (backfill) informs; only what happened within a day bans.
+            self.enforcer.auto_ban(self._store, [a for a in stored if a.time > now - DAY], now)
         self.lines += len(lines)
         self.access_lines += access
         if last_time is not None:
@@ -127,6 +137,9 @@ class Monitor:
             self._rate_window.append((now, count))
             while self._rate_window and self._rate_window[0][0] < now - 60:
                 self._rate_window.pop(0)
+            if now >= self._next_reconcile:
+                self._next_reconcile = now + RECONCILE_INTERVAL
+                await self._reconcile()
             if now >= self._next_purge:
                 self._next_purge = now + PURGE_INTERVAL
                 await self._purge()
@@ -136,6 +149,12 @@ class Monitor:
                     self._new_alert.notify_all()
             if count == 0:
                 await asyncio.sleep(interval)
+
+    async def _reconcile(self) -> None:
+        try:
+            await self.run_in_worker(self.enforcer.reconcile, self.store, time.time())
+        except Exception as err:  # noqa: BLE001 - enforcement failing must not stop following
+            _LOGGER.warning("firewall reconcile failed: %s", err)
 
     async def _purge(self) -> None:
         """Apply retention so that a months-long flood keeps the database bounded."""

@@ -31,6 +31,14 @@ CREATE TABLE IF NOT EXISTS alerts (
     count INTEGER NOT NULL, score INTEGER NOT NULL, detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts);
+CREATE TABLE IF NOT EXISTS bans (
+    target TEXT PRIMARY KEY,
+    created REAL NOT NULL, expires REAL NOT NULL,
+    reason TEXT NOT NULL, origin TEXT NOT NULL,
+    offences INTEGER NOT NULL, enforced INTEGER NOT NULL,
+    lifted REAL
+);
+CREATE INDEX IF NOT EXISTS bans_expires ON bans (expires);
 """
 
 
@@ -70,6 +78,50 @@ class Alert:
             "score": self.score,
             "detail": self.detail,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    """A ban as recorded: kept after it ends, so that repeat offences can be counted."""
+
+    target: str
+    created: float
+    expires: float
+    reason: str
+    origin: str  # detector | manual | home_assistant
+    offences: int
+    enforced: bool
+    lifted: float | None = None
+
+    def active(self, now: float) -> bool:
+        """In force (or, in monitor mode, what would be in force) at *now*."""
+        return self.lifted is None and self.expires > now
+
+    def as_json(self, now: float) -> dict[str, Any]:
+        """The shape served by ``/api/v1/bans``."""
+        return {
+            "ip": self.target,
+            "created": self.created,
+            "expires": self.expires,
+            "remaining_s": max(0, int(self.expires - now)),
+            "reason": self.reason,
+            "origin": self.origin,
+            "offences": self.offences,
+            "enforced": self.enforced,
+        }
+
+
+def _ban(row: tuple[Any, ...]) -> Ban:
+    return Ban(
+        target=row[0],
+        created=row[1],
+        expires=row[2],
+        reason=row[3],
+        origin=row[4],
+        offences=row[5],
+        enforced=bool(row[6]),
+        lifted=row[7],
+    )
 
 
 class Store:
@@ -182,4 +234,58 @@ class Store:
             n += self._db.execute(
                 "DELETE FROM failed_auth WHERE id <= (SELECT MAX(id) FROM failed_auth) - ?", (max_failed_auth,)
             ).rowcount
+            # Ended bans are kept as long as events, for counting repeat offences.
+            n += self._db.execute("DELETE FROM bans WHERE expires < ?", (before,)).rowcount
         return n
+
+    def ban(self, target: str) -> Ban | None:
+        """The latest ban record of *target*, active or not."""
+        row = self._db.execute(
+            "SELECT target, created, expires, reason, origin, offences, enforced, lifted FROM bans WHERE target = ?",
+            (target,),
+        ).fetchone()
+        return _ban(row) if row else None
+
+    def put_bans(self, bans: Iterable[Ban]) -> None:
+        """Record bans (one transaction), replacing earlier records of the same targets."""
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO bans (target, created, expires, reason, origin, offences, enforced, lifted)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (b.target, b.created, b.expires, b.reason, b.origin, b.offences, int(b.enforced), b.lifted)
+                    for b in bans
+                ),
+            )
+
+    def lift_ban(self, target: str, now: float) -> Ban | None:
+        """Mark an active ban lifted; return it, or None if *target* was not banned."""
+        current = self.ban(target)
+        if current is None or not current.active(now):
+            return None
+        with self._db:
+            self._db.execute("UPDATE bans SET lifted = ? WHERE target = ?", (now, target))
+        return replace(current, lifted=now)
+
+    def active_bans(self, now: float, limit: int = 1_000_000) -> list[Ban]:
+        """Bans in force at *now*, soonest to expire last."""
+        rows = self._db.execute(
+            "SELECT target, created, expires, reason, origin, offences, enforced, lifted FROM bans"
+            " WHERE lifted IS NULL AND expires > ? ORDER BY created DESC LIMIT ?",
+            (now, limit),
+        )
+        return [_ban(row) for row in rows]
+
+    def ban_counts(self, now: float) -> dict[str, int]:
+        """Active bans per origin."""
+        rows = self._db.execute(
+            "SELECT origin, COUNT(*) FROM bans WHERE lifted IS NULL AND expires > ? GROUP BY origin", (now,)
+        )
+        return {origin: count for origin, count in rows}
+
+    def pending_bans(self, now: float) -> int:
+        """Active bans the backend has not confirmed yet."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM bans WHERE lifted IS NULL AND expires > ? AND enforced = 0", (now,)
+        ).fetchone()
+        return int(row[0])

@@ -36,6 +36,62 @@ _SECTION_UNAVAILABLE: dict[str, Any] = {
     "required": ["available"],
     "properties": {"available": {"type": "boolean"}, "reason": {"type": "string"}},
 }
+_COUNTER = {
+    "type": "object",
+    "required": ["packets", "bytes"],
+    "properties": {"packets": {"type": "integer"}, "bytes": {"type": "integer"}},
+}
+_INT_OR_NULL = {"type": "integer", "nullable": True}
+_FIREWALL: dict[str, Any] = {
+    "type": "object",
+    "required": ["available", "backend", "mode", "enforcing", "plex_port", "limits", "active", "counters", "error"],
+    "properties": {
+        "available": {"type": "boolean"},
+        "backend": {"type": "string", "enum": ["nft", "fail2ban", "none"]},
+        "mode": {"type": "string", "enum": ["monitor", "enforce"]},
+        "enforcing": {"type": "boolean"},
+        "plex_port": {"type": "integer"},
+        "profile": {"type": "string"},
+        "limits": {
+            "type": "object",
+            "properties": {
+                "new_per_minute": _INT_OR_NULL,
+                "burst": {"type": "integer"},
+                "max_concurrent": _INT_OR_NULL,
+            },
+        },
+        "geoip": {"type": "object"},
+        "active": {"type": "boolean"},
+        "counters": {"type": "object", "additionalProperties": _COUNTER},
+        "fail2ban": {"type": "object"},
+        "error": {"type": "string", "nullable": True},
+    },
+}
+_BAN: dict[str, Any] = {
+    "type": "object",
+    "required": ["ip", "created", "expires", "remaining_s", "reason", "origin", "offences", "enforced"],
+    "properties": {
+        "ip": {"type": "string"},
+        "created": {"type": "number"},
+        "expires": {"type": "number"},
+        "remaining_s": {"type": "integer", "minimum": 0},
+        "reason": {"type": "string"},
+        "origin": {"type": "string", "enum": ["detector", "manual", "home_assistant"]},
+        "offences": {"type": "integer", "minimum": 1},
+        "enforced": {"type": "boolean"},
+    },
+}
+_BANS_SECTION: dict[str, Any] = {
+    "type": "object",
+    "required": ["available", "active", "by_origin", "pending", "recent"],
+    "properties": {
+        "available": {"type": "boolean"},
+        "active": {"type": "integer"},
+        "by_origin": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "pending": {"type": "integer"},
+        "recent": {"type": "array", "items": {"$ref": "#/components/schemas/Ban"}},
+    },
+}
 _STATUS: dict[str, Any] = {
     "type": "object",
     "required": ["helper", "monitor", "failed_logins", "alerts", "unavailable"],
@@ -96,8 +152,8 @@ _STATUS: dict[str, Any] = {
             },
         },
         "plex": _SECTION_UNAVAILABLE,
-        "bans": _SECTION_UNAVAILABLE,
-        "firewall": _SECTION_UNAVAILABLE,
+        "bans": _BANS_SECTION,
+        "firewall": _FIREWALL,
         "audit": _SECTION_UNAVAILABLE,
         "unavailable": {"type": "array", "items": {"type": "string"}},
     },
@@ -126,6 +182,7 @@ OPENAPI: dict[str, Any] = {
                 "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
             },
             "Alert": _ALERT,
+            "Ban": _BAN,
             "Status": _STATUS,
         },
     },
@@ -182,6 +239,84 @@ OPENAPI: dict[str, Any] = {
                     ),
                     "400": _json(_ERROR, "Invalid query"),
                     "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/api/v1/bans": {
+            "get": {
+                "operationId": "list_bans",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["mode", "backend", "enforcing", "bans"],
+                            "properties": {
+                                "mode": {"type": "string", "enum": ["monitor", "enforce"]},
+                                "backend": {"type": "string"},
+                                "enforcing": {"type": "boolean"},
+                                "bans": {"type": "array", "items": {"$ref": "#/components/schemas/Ban"}},
+                            },
+                        },
+                        "Active bans, newest first",
+                    ),
+                    "401": _UNAUTHORIZED,
+                },
+            },
+            "post": {
+                "operationId": "ban",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["ip"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "ip": {"type": "string", "minLength": 1, "maxLength": 64},
+                                    "duration": {"type": "integer", "minimum": 60, "maximum": 31_536_000},
+                                    "reason": {"type": "string", "maxLength": 200},
+                                    "origin": {"type": "string", "enum": ["manual", "home_assistant"]},
+                                    "force": {"type": "boolean"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json({"$ref": "#/components/schemas/Ban"}, "Banned (or recorded, in monitor mode)"),
+                    "400": _json(_ERROR, "Invalid body or address"),
+                    "401": _UNAUTHORIZED,
+                    "409": _json(_ERROR, "Refused by the policy (loopback, protected, allow_listed, too_broad, ...)"),
+                    "502": _json(_ERROR, "The firewall backend failed; the ban is recorded and retried"),
+                },
+            },
+        },
+        "/api/v1/bans/{target}": {
+            "delete": {
+                "operationId": "unban",
+                "parameters": [
+                    {
+                        "name": "target",
+                        "in": "path",
+                        "required": True,
+                        "description": "Address or CIDR network as listed",
+                        "schema": {"type": "string", "maxLength": 64},
+                    }
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["unbanned"],
+                            "properties": {"unbanned": {"$ref": "#/components/schemas/Ban"}},
+                        },
+                        "The lifted ban",
+                    ),
+                    "400": _json(_ERROR, "Not an address or network"),
+                    "401": _UNAUTHORIZED,
+                    "404": _json(_ERROR, "Not banned"),
+                    "502": _json(_ERROR, "The firewall backend failed"),
                 },
             }
         },

@@ -23,8 +23,6 @@ routes = web.RouteTableDef()
 # Sections later parts of the helper fill; the snapshot names them so clients can tell.
 _NOT_YET = {
     "plex": "the Plex audit is not implemented in this helper version",
-    "bans": "enforcement is not implemented in this helper version",
-    "firewall": "enforcement is not implemented in this helper version",
     "audit": "audits are not implemented in this helper version",
 }
 
@@ -57,7 +55,7 @@ async def status(request: web.Request) -> web.Response:
     """One snapshot for the Home Assistant coordinator."""
     monitor = request.app[MONITOR_KEY]
     since = time.time() - DAY
-    by_ip, alerts = await monitor.run_in_worker(_status_queries, monitor, since)
+    by_ip, alerts, firewall, bans = await monitor.run_in_worker(_status_queries, monitor, since)
     body: dict[str, Any] = {
         "helper": {
             "id": request.app[HELPER_ID_KEY],
@@ -73,6 +71,8 @@ async def status(request: web.Request) -> web.Response:
             "top": [{"ip": ip, "count": count} for ip, count in list(by_ip.items())[:10]],
         },
         "alerts": alerts,
+        "firewall": firewall,
+        "bans": bans,
         "unavailable": sorted(_NOT_YET),
     }
     for section, reason in _NOT_YET.items():
@@ -80,8 +80,11 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def _status_queries(monitor: Monitor, since: float) -> tuple[dict[str, int], dict[str, Any]]:
-    return monitor.store.failed_auth_by_ip(since), monitor.store.alert_summary(since)
+def _status_queries(
+    monitor: Monitor, since: float
+) -> tuple[dict[str, int], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    firewall, bans = monitor.enforcer.status(monitor.store, time.time())
+    return monitor.store.failed_auth_by_ip(since), monitor.store.alert_summary(since), firewall, bans
 
 
 @routes.get("/api/v1/alerts")

@@ -1,0 +1,113 @@
+"""``/api/v1/bans``: list, ban (address or CIDR), unban. Inputs are validated before anything runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import voluptuous as vol
+from aiohttp import web
+
+from ..firewall.enforcer import MAX_DURATION, MAX_REASON, MIN_DURATION, NotBanned
+from ..firewall.policy import BanRefused
+from ..firewall.runner import BackendError
+from ..firewall.targets import MAX_TARGET_TEXT, InvalidTarget, parse_target
+from .errors import json_error
+from .routes import MONITOR_KEY
+
+BAN_BODY = vol.Schema(
+    {
+        vol.Required("ip"): vol.All(str, vol.Length(min=1, max=MAX_TARGET_TEXT)),
+        vol.Optional("duration"): vol.All(int, vol.Range(min=MIN_DURATION, max=MAX_DURATION)),
+        vol.Optional("reason", default=""): vol.All(str, vol.Length(max=MAX_REASON)),
+        vol.Optional("origin", default="manual"): vol.In(["manual", "home_assistant"]),
+        vol.Optional("force", default=False): bool,
+    }
+)
+MAX_LIST = 10_000
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/bans")
+async def list_bans(request: web.Request) -> web.Response:
+    """Active bans, newest first."""
+    monitor = request.app[MONITOR_KEY]
+    now = time.time()
+    bans = await monitor.run_in_worker(monitor.store.active_bans, now, MAX_LIST)
+    enforcer = monitor.enforcer
+    return web.json_response(
+        {
+            "mode": enforcer.config.mode,
+            "backend": enforcer.config.backend,
+            "enforcing": enforcer.enforcing,
+            "bans": [b.as_json(now) for b in bans],
+        }
+    )
+
+
+@routes.post("/api/v1/bans")
+async def add_ban(request: web.Request) -> web.Response:
+    """Ban an address or network for a duration (default: the policy's, growing per repeat)."""
+    try:
+        raw: Any = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return json_error(400, "invalid_body", "the body must be a JSON object")
+    if isinstance(raw, dict) and isinstance(raw.get("duration"), bool):
+        return json_error(400, "invalid_body", "duration must be a whole number of seconds")
+    if isinstance(raw, dict) and isinstance(raw.get("ip"), str):
+        try:  # the address first, so its error is the precise one
+            parse_target(raw["ip"])
+        except InvalidTarget as err:
+            return json_error(400, "invalid_address", str(err))
+    try:
+        body = BAN_BODY(raw)
+    except vol.Invalid as err:
+        where = ".".join(str(p) for p in err.path) or "body"
+        return json_error(400, "invalid_body", f"{where}: {err.msg}")
+    monitor = request.app[MONITOR_KEY]
+    enforcer = monitor.enforcer
+
+    def ban() -> dict[str, Any]:
+        now = time.time()
+        result = enforcer.ban(
+            monitor.store,
+            body["ip"],
+            duration=body.get("duration"),
+            reason=body["reason"] or f"{body['origin'].replace('_', ' ')} ban",
+            origin=body["origin"],
+            force=body["force"],
+            now=now,
+        )
+        return result.as_json(now)
+
+    try:
+        created = await monitor.run_in_worker(ban)
+    except InvalidTarget as err:
+        return json_error(400, "invalid_address", str(err))
+    except BanRefused as err:
+        return json_error(409, err.code, str(err))
+    except BackendError as err:
+        return json_error(502, "backend_failed", str(err))
+    return web.json_response(created, status=201)
+
+
+@routes.delete("/api/v1/bans/{target:.+}")
+async def remove_ban(request: web.Request) -> web.Response:
+    """Lift a ban; the target is the address or network exactly as listed (``/`` may be ``%2F``)."""
+    text = request.match_info["target"]
+    monitor = request.app[MONITOR_KEY]
+
+    def unban() -> dict[str, Any]:
+        now = time.time()
+        return monitor.enforcer.unban(monitor.store, text, now).as_json(now)
+
+    try:
+        lifted = await monitor.run_in_worker(unban)
+    except InvalidTarget as err:
+        return json_error(400, "invalid_address", str(err))
+    except NotBanned as err:
+        return json_error(404, "not_banned", str(err))
+    except BackendError as err:
+        return json_error(502, "backend_failed", str(err))
+    return web.json_response({"unbanned": lifted})

@@ -1,0 +1,284 @@
+"""Bans end to end: policy, the ban record in SQLite, and the backend that enforces it.
+
+Runs on the monitor's worker thread (it owns the database), so detector verdicts turn into
+kernel elements without crossing threads. Every ban is recorded before the backend is asked,
+so a failing backend loses nothing: :meth:`Enforcer.reconcile` applies what is pending, and
+a restart re-applies every active ban with its remaining time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from ..config import FirewallConfig
+from ..store import Alert, Ban, Store
+from .fail2ban import Fail2banFirewall
+from .geoip import GeoError, load_countries
+from .nft import PROFILES, BanElement, NftFirewall, RateProfile, Ruleset
+from .policy import BanPolicy, BanRefused, BanTimes, default_gateways
+from .runner import BackendError
+from .targets import InvalidTarget, Target, parse_target
+
+_LOGGER = logging.getLogger(__name__)
+ORIGINS = ("detector", "manual", "home_assistant")
+MIN_DURATION = 60
+MAX_DURATION = 365 * 86_400
+MAX_REASON = 200
+
+
+class NotBanned(Exception):
+    """Unban of a target that has no active ban."""
+
+
+class Enforcer:
+    """Decides, records and enforces bans. Blocking: call it on the worker thread."""
+
+    def __init__(self, config: FirewallConfig) -> None:
+        self.config = config
+        protect = [*config.protect, *(default_gateways() if config.protect_gateway else [])]
+        times = BanTimes(base=config.ban_time, factor=config.ban_time_factor, maximum=config.max_ban_time)
+        self.policy = BanPolicy(config.allow, protect, times)
+        self.enforcing = config.mode == "enforce" and config.backend != "none"
+        self.nft = NftFirewall(netns=config.netns) if config.backend == "nft" else None
+        self.fail2ban = (
+            Fail2banFirewall(config.fail2ban_socket, config.fail2ban_jail, config.fail2ban_client, config.netns)
+            if config.backend == "fail2ban"
+            else None
+        )
+        self.error: str | None = None
+        self.geo_networks = 0
+        self.applied = False
+
+    # -- ruleset -----------------------------------------------------------------------------
+    def rates(self) -> RateProfile:
+        """The profile with the config's overrides."""
+        base = PROFILES[self.config.profile]
+        return RateProfile(
+            new_per_minute=self.config.new_per_minute or base.new_per_minute,
+            burst=self.config.burst or base.burst or 1,
+            max_concurrent=self.config.max_concurrent or base.max_concurrent,
+        )
+
+    def ruleset(self) -> Ruleset:
+        """What :class:`NftFirewall` renders, GeoIP networks loaded from the owner's file."""
+        geo: tuple[Any, ...] = ()
+        if self.config.geoip_mode and self.config.geoip_source:
+            geo = load_countries(self.config.geoip_source, self.config.geoip_countries)
+            if self.config.geoip_mode == "allow" and not geo:
+                raise GeoError("the GeoIP allow-list is empty: it would cut every client off; check geoip_source")
+            self.geo_networks = len(geo)
+        return Ruleset(
+            plex_port=self.config.plex_port,
+            rates=self.rates(),
+            allow=self.policy.allow,
+            geo_mode=self.config.geoip_mode,
+            geo=geo,
+            log_drops=self.config.log_drops,
+        )
+
+    def _fail(self, err: Exception) -> None:
+        if self.error != str(err):
+            _LOGGER.error("firewall: %s", err)
+        self.error = str(err)
+
+    def start(self, store: Store, now: float) -> None:
+        """Load the ruleset and re-apply every active ban with its remaining time."""
+        if not self.enforcing:
+            return
+        try:
+            if self.nft is not None:
+                self.nft.apply(self.ruleset())
+            self.applied = True
+            self._enforce(store, store.active_bans(now), now)
+            self.error = None
+        except (BackendError, GeoError) as err:
+            self._fail(err)
+
+    def reconcile(self, store: Store, now: float) -> None:
+        """Re-load a table that vanished (a reboot, a ``flush ruleset``) and apply pending bans."""
+        if not self.enforcing:
+            return
+        if not self.applied or (self.nft is not None and not self.nft.loaded()):
+            self.start(store, now)
+            return
+        pending = [b for b in store.active_bans(now) if not b.enforced]
+        if pending:
+            try:
+                self._enforce(store, pending, now)
+                self.error = None
+            except BackendError as err:
+                self._fail(err)
+
+    def _enforce(self, store: Store, bans: Sequence[Ban], now: float) -> None:
+        """Ask the backend; mark the bans enforced once it said yes."""
+        if not bans:
+            return
+        if self.nft is not None:
+            elements = [BanElement(parse_target(b.target), math.ceil(b.expires - now)) for b in bans]
+            self.nft.add(elements)
+        elif self.fail2ban is not None:
+            for ban in bans:
+                self.fail2ban.ban(parse_target(ban.target))
+        store.put_bans([replace(b, enforced=True) for b in bans if not b.enforced])
+
+    # -- bans --------------------------------------------------------------------------------
+    def _new_ban(
+        self, store: Store, target: Target, *, duration: int | None, reason: str, origin: str, now: float
+    ) -> Ban:
+        previous = store.ban(target.text)
+        if previous is not None and previous.active(now):
+            offences = previous.offences
+        elif previous is not None and previous.created > now - self.policy.times.memory:
+            offences = previous.offences + 1
+        else:
+            offences = 1
+        seconds = duration if duration is not None else self.policy.times.duration(offences)
+        return Ban(
+            target=target.text,
+            created=now,
+            expires=now + seconds,
+            reason=reason,
+            origin=origin,
+            offences=offences,
+            enforced=False,
+        )
+
+    def _check_overlap(self, store: Store, target: Target, now: float) -> None:
+        if target.single:
+            return
+        for ban in store.active_bans(now):
+            other = parse_target(ban.target)
+            same_kind = other.version == target.version and not other.single and other.text != target.text
+            if same_kind and target.network.overlaps(other.network):
+                raise BanRefused("overlaps", f"{target} overlaps the active ban of {other}; unban it first")
+
+    def ban(
+        self,
+        store: Store,
+        text: str,
+        *,
+        duration: int | None,
+        reason: str,
+        origin: str,
+        force: bool,
+        now: float,
+    ) -> Ban:
+        """A manual or Home Assistant ban. Raises InvalidTarget, BanRefused or BackendError."""
+        target = parse_target(text)
+        if origin not in ORIGINS:
+            raise ValueError(f"origin must be one of {', '.join(ORIGINS)}")
+        if duration is not None and not MIN_DURATION <= duration <= MAX_DURATION:
+            raise ValueError(f"duration must be {MIN_DURATION} to {MAX_DURATION} seconds")
+        if self.fail2ban is not None and not target.single:
+            raise BanRefused("unsupported", "the fail2ban backend bans single addresses only")
+        self.policy.check(target, force=force)
+        self._check_overlap(store, target, now)
+        ban = self._new_ban(store, target, duration=duration, reason=reason[:MAX_REASON], origin=origin, now=now)
+        store.put_bans([ban])
+        if not self.enforcing:
+            return ban
+        try:
+            self._enforce(store, [ban], now)
+        except BackendError as err:
+            self._fail(err)
+            raise BackendError(f"the ban is recorded and will be retried, but the firewall refused it: {err}") from None
+        return replace(ban, enforced=True)
+
+    def unban(self, store: Store, text: str, now: float) -> Ban:
+        """Lift a ban. Raises InvalidTarget, NotBanned or BackendError."""
+        target = parse_target(text)
+        lifted = store.lift_ban(target.text, now)
+        if lifted is None:
+            raise NotBanned(f"{target} is not banned")
+        if self.enforcing:
+            try:
+                if self.nft is not None:
+                    self.nft.remove([target])
+                elif self.fail2ban is not None:
+                    self.fail2ban.unban(target)
+            except BackendError as err:
+                self._fail(err)
+                raise BackendError(f"the ban is lifted in the record, but the firewall refused: {err}") from None
+        return lifted
+
+    def auto_ban(self, store: Store, alerts: Sequence[Alert], now: float) -> list[Ban]:
+        """Ban the sources of alerts whose verdict is "ban", as one backend batch."""
+        fresh: dict[str, Ban] = {}
+        for alert in alerts:
+            if alert.detail.get("verdict") != "ban":
+                continue
+            try:
+                target = parse_target(str(alert.detail.get("source") or alert.ip))
+                if self.fail2ban is not None and not target.single:
+                    target = parse_target(alert.ip)
+                self.policy.check(target)
+            except (InvalidTarget, BanRefused) as err:
+                _LOGGER.info("not banning %s after %s: %s", alert.ip, alert.kind, err)
+                continue
+            current = store.ban(target.text)
+            if target.text in fresh or (current is not None and current.active(now)):
+                continue
+            reason = f"{alert.kind}: {alert.count} in {alert.detail.get('window_s', '?')} s (alert {alert.seq})"
+            fresh[target.text] = self._new_ban(store, target, duration=None, reason=reason, origin="detector", now=now)
+        bans = list(fresh.values())
+        if not bans:
+            return []
+        store.put_bans(bans)
+        if self.enforcing:
+            try:
+                self._enforce(store, bans, now)
+                self.error = None
+            except BackendError as err:
+                self._fail(err)
+                return bans
+            return [replace(b, enforced=True) for b in bans]
+        return bans
+
+    # -- status ------------------------------------------------------------------------------
+    def status(self, store: Store, now: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The ``firewall`` and ``bans`` sections of ``/status``."""
+        rates = self.rates()
+        firewall: dict[str, Any] = {
+            "available": True,
+            "backend": self.config.backend,
+            "mode": self.config.mode,
+            "enforcing": self.enforcing,
+            "plex_port": self.config.plex_port,
+            "profile": self.config.profile,
+            "limits": {
+                "new_per_minute": rates.new_per_minute,
+                "burst": rates.burst,
+                "max_concurrent": rates.max_concurrent,
+            },
+            "geoip": {"mode": self.config.geoip_mode, "networks": self.geo_networks},
+            "active": False,
+            "counters": {},
+            "error": self.error,
+        }
+        if self.enforcing:
+            try:
+                if self.nft is not None:
+                    firewall["active"] = self.nft.loaded()
+                    if firewall["active"]:
+                        firewall["counters"] = self.nft.counters()
+                elif self.fail2ban is not None:
+                    jail = self.fail2ban.status()
+                    firewall["active"] = True
+                    firewall["fail2ban"] = {"jail": self.fail2ban.jail, "currently_banned": jail.currently_banned}
+            except BackendError as err:
+                self._fail(err)
+                firewall["error"] = self.error
+        active = store.active_bans(now, limit=10)
+        by_origin = store.ban_counts(now)
+        bans = {
+            "available": True,
+            "active": sum(by_origin.values()),
+            "by_origin": by_origin,
+            "pending": store.pending_bans(now) if self.enforcing else 0,
+            "recent": [b.as_json(now) for b in active],
+        }
+        return firewall, bans
