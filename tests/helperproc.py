@@ -28,6 +28,19 @@ def free_port() -> int:
         return port
 
 
+def merge_sections(base: str, extra: str) -> str:
+    """*base* TOML text with each ``[section]`` that *extra* declares replaced by extra's version."""
+    replaced = {line.strip() for line in extra.splitlines() if line.startswith("[")}
+    kept: list[str] = []
+    skipping = False
+    for line in base.splitlines():
+        if line.startswith("["):
+            skipping = line.strip() in replaced
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept) + "\n" + extra
+
+
 @dataclass
 class HelperProcess:
     """One helper with its own folder, config, log file and database."""
@@ -63,7 +76,7 @@ class HelperProcess:
             text = default_config_text(
                 token=self.token, log_path=str(self.log_path), database="state.db", port=self.port
             )
-            self.config_path.write_text(text + self.extra_config)
+            self.config_path.write_text(merge_sections(text, self.extra_config))
 
     def start(self) -> None:
         self.write_config()
@@ -111,6 +124,19 @@ class HelperProcess:
             req.add_header("Authorization", f"Bearer {token or self.token}")
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
+
+    def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None) -> tuple[int, Any]:
+        """Any method; returns (status, decoded JSON body) for success and error answers alike."""
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self.token}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
 
     def wait_for(self, predicate: Any, timeout: float = 5.0) -> Any:
         """Poll /status until *predicate(status)* holds; return that status."""

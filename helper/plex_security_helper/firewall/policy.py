@@ -93,16 +93,16 @@ class BanPolicy:
 
     def check(self, target: Target, *, force: bool = False) -> None:
         """Raise :class:`BanRefused` unless *target* may be banned."""
+        if target.network.prefixlen < MIN_PREFIX[target.version] and not force:
+            raise BanRefused(
+                "too_broad", f"{target} is wider than /{MIN_PREFIX[target.version]}; pass force to ban it anyway"
+            )
         if self._overlapping(target, LOOPBACK):
-            raise BanRefused("loopback", f"{target} is loopback; it is never banned")
+            raise BanRefused("loopback", f"{target} is or covers loopback; loopback is never banned")
         hit = self._overlapping(target, self.protect)
         if hit is not None:
             raise BanRefused(
                 "protected", f"{target} covers {hit}, a management address (Home Assistant, proxy, gateway)"
-            )
-        if target.network.prefixlen < MIN_PREFIX[target.version] and not force:
-            raise BanRefused(
-                "too_broad", f"{target} is wider than /{MIN_PREFIX[target.version]}; pass force to ban it anyway"
             )
         hit = self._overlapping(target, self.allow)
         if hit is not None and not (force and target.single):
