@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,7 +102,7 @@ def test_forced_ban_of_one_allow_listed_address_and_hostile_bodies(monitor_helpe
     assert h.call("POST", "/api/v1/bans", raw=b"{not json")[1]["error"] == "invalid_body"
     assert h.call("POST", "/api/v1/bans", raw=b"\xff\xfe")[1]["error"] == "invalid_body"
     assert h.call("DELETE", "/api/v1/bans/..%2F..%2Fetc%2Fpasswd")[1]["error"] == "invalid_address"
-    code, body = h.call("POST", "/api/v1/bans", raw=b'{"ip": "' + b"1" * 100_000 + b'"}')
+    code, _ = h.call("POST", "/api/v1/bans", raw=b'{"ip": "' + b"1" * 100_000 + b'"}')
     assert code == 413
     code, overlap = h.call("POST", "/api/v1/bans", {"ip": "203.0.113.0/24"})
     assert code == 201
@@ -131,7 +132,7 @@ def test_detector_bans_are_recorded_and_grow_for_repeat_offenders(monitor_helper
     assert 1190 <= second["remaining_s"] <= 1200
 
 
-def _wait_bans(h: HelperProcess, count: int, timeout: float = 5.0) -> dict[str, dict[str, object]]:
+def _wait_bans(h: HelperProcess, count: int, timeout: float = 5.0) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         bans = {b["ip"]: b for b in h.get("/api/v1/bans")["bans"]}

@@ -74,7 +74,7 @@ def _close(sock: socket.socket) -> None:
     sock.close()
 
 
-def connect(host: str, port: int, source: str, count: int, mode: str, timeout: float) -> list[str]:
+def connect(host: str, port: int, source: str, count: int, mode: str, timeout: float) -> list[str]:  # noqa: PLR0917
     results: list[str] = [""] * count
     held: list[socket.socket] = []
     if mode == "parallel":
