@@ -1,4 +1,4 @@
-"""Command line: ``plex-security-helper init | serve``."""
+"""Command line: ``plex-security-helper init | serve | scan | fail2ban-config | demo-traffic``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import logging
 import random
 import sys
+from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from .demo.traffic import TrafficWriter
 from .logwatch.scan import scan_files
 
 DEFAULT_CONFIG = Path("/etc/plex-security/helper.toml")
+FAIL2BAN_FILES = ("filter.d/plex-security.conf", "jail.d/plex-security.conf")
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -57,6 +59,46 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         ),
         handle_signals=True,
     )
+    return 0
+
+
+def fail2ban_files(log_path: str | None) -> dict[str, str]:
+    """The shipped filter and jail (relative path → text), the jail's logpath set when given."""
+    data = resources.files("plex_security_helper") / "data" / "fail2ban"
+    files = {name: (data / name).read_text(encoding="utf-8") for name in FAIL2BAN_FILES}
+    if log_path:
+        if "\n" in log_path or "\r" in log_path:
+            raise ValueError("the log path must be one line")
+        jail = files["jail.d/plex-security.conf"]
+        files["jail.d/plex-security.conf"] = (
+            "\n".join(
+                f"logpath = {log_path} tail" if line.startswith("logpath =") else line for line in jail.splitlines()
+            )
+            + "\n"
+        )
+    return files
+
+
+def _cmd_fail2ban_config(args: argparse.Namespace) -> int:
+    try:
+        files = fail2ban_files(args.log_path)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.write is None:
+        for name, text in files.items():
+            print(f"# ---- {name}")
+            print(text, end="")
+        return 0
+    for name, text in files.items():
+        target: Path = args.write / name
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        except OSError as err:
+            print(f"error: cannot write {target}: {err.strerror}", file=sys.stderr)
+            return 1
+        print(f"wrote {target}")
     return 0
 
 
@@ -123,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--all", action="store_true", help="also list addresses judged ok")
     scan.add_argument("--config", type=Path, default=None, help="take thresholds from this config")
     scan.set_defaults(func=_cmd_scan)
+
+    f2b = sub.add_parser("fail2ban-config", help="print (or write) the fail2ban filter and jail for Plex")
+    f2b.add_argument("--log-path", help="the Plex Media Server.log the jail watches")
+    f2b.add_argument("--write", type=Path, metavar="DIR", help="write them under DIR (e.g. /etc/fail2ban)")
+    f2b.set_defaults(func=_cmd_fail2ban_config)
 
     demo = sub.add_parser("demo-traffic", help="append realistic Plex traffic (users and attackers) to a log")
     demo.add_argument("--log", type=Path, required=True)
