@@ -187,28 +187,40 @@ class NftFirewall:
 
     # -- elements ----------------------------------------------------------------------------
     @staticmethod
-    def _element(op: str, target: Target, timeout: int | None) -> dict[str, Any]:
-        value = _value(target.network)
-        elem: Any = {"elem": {"val": value, "timeout": timeout}} if timeout is not None else value
-        return {op: {"element": {"family": "inet", "table": TABLE, "name": _set_name(target), "elem": [elem]}}}
+    def _command(op: str, name: str, elems: list[Any]) -> dict[str, Any]:
+        return {op: {"element": {"family": "inet", "table": TABLE, "name": name, "elem": elems}}}
 
     def add(self, bans: Sequence[BanElement]) -> None:
-        """Add or refresh *bans* in one batch (all or nothing)."""
-        batch: list[dict[str, Any]] = []
+        """Add or refresh *bans* in one batch (all or nothing), one command per set and step."""
+        by_set: dict[str, list[BanElement]] = {}
         for ban in bans:
-            # add (a no-op if present) + delete + add: replaces the timeout of an existing element.
+            by_set.setdefault(_set_name(ban.target), []).append(ban)
+        batch: list[dict[str, Any]] = []
+        for name, group in by_set.items():
+            values = [_value(b.target.network) for b in group]
+            # add (a no-op where present) + delete + add: sets the new timeout of existing elements.
             batch += [
-                self._element("add", ban.target, 1),
-                self._element("delete", ban.target, None),
-                self._element("add", ban.target, max(1, ban.timeout)),
+                self._command("add", name, [{"elem": {"val": v, "timeout": 1}} for v in values]),
+                self._command("delete", name, values),
+                self._command(
+                    "add",
+                    name,
+                    [{"elem": {"val": v, "timeout": max(1, b.timeout)}} for v, b in zip(values, group, strict=True)],
+                ),
             ]
         self._batch(batch)
 
     def remove(self, targets: Sequence[Target]) -> None:
         """Remove *targets* in one batch; absent ones are fine."""
-        batch: list[dict[str, Any]] = []
+        by_set: dict[str, list[Any]] = {}
         for target in targets:
-            batch += [self._element("add", target, 1), self._element("delete", target, None)]
+            by_set.setdefault(_set_name(target), []).append(_value(target.network))
+        batch: list[dict[str, Any]] = []
+        for name, values in by_set.items():
+            batch += [
+                self._command("add", name, [{"elem": {"val": v, "timeout": 1}} for v in values]),
+                self._command("delete", name, values),
+            ]
         self._batch(batch)
 
     def _batch(self, commands: list[dict[str, Any]]) -> None:
