@@ -3,6 +3,7 @@
 Standalone (no imports from the project): it is started with ``ip netns exec``.
 serve PORT READY ACCEPTED  - accept forever, write each client address to ACCEPTED, answer "ok".
 connect HOST PORT SOURCE COUNT MODE TIMEOUT - MODE seq|parallel|hold; prints a JSON list of outcomes.
+probe HOST PORT SOURCE SECONDS - connect until blocked; prints when the blocked attempt started.
 """
 
 from __future__ import annotations
@@ -109,9 +110,31 @@ def connect(host: str, port: int, source: str, count: int, mode: str, timeout: f
     return results
 
 
+def probe(host: str, port: int, source: str, deadline_s: float) -> dict[str, float | int | None]:
+    """Connect again and again until one attempt is blocked; when did that attempt start?
+
+    Prints ``{"blocked_at": <CLOCK_MONOTONIC seconds or null>, "attempts": n}``; the clock is
+    shared with the process that appended the deciding log line.
+    """
+    deadline = time.monotonic() + deadline_s
+    attempts = 0
+    print(json.dumps({"ready": time.monotonic()}), flush=True)
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        attempts += 1
+        outcome, sock = _open(host, port, source, 0.05)
+        if sock is None:
+            return {"blocked_at": started, "attempts": attempts, "outcome_refused": int(outcome == "refused")}
+        _close(sock)
+        time.sleep(0.001)
+    return {"blocked_at": None, "attempts": attempts, "outcome_refused": 0}
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
         serve(int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
+    elif sys.argv[1] == "probe":
+        print(json.dumps(probe(sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5]))), flush=True)
     else:
         _, _, host, port_s, source, count_s, mode, timeout_s = sys.argv
         print(json.dumps(connect(host, int(port_s), source, int(count_s), mode, float(timeout_s))))
