@@ -67,7 +67,7 @@ class Lab:
         full = ["ip", "netns", "exec", ns, *argv] if ns else list(argv)
         return subprocess.run(full, check=check, capture_output=True, text=True, timeout=60)
 
-    def up(self, wan_hosts: range = range(2, 41)) -> None:
+    def up(self, wan_hosts: range = range(2, 41), extra_v6: tuple[int, ...] = (0x120,)) -> None:
         for ns in (self.plex, self.wan, self.ctr):
             self.sh(None, "ip", "netns", "add", ns)
             self.sh(ns, "ip", "link", "set", "lo", "up")
@@ -83,6 +83,8 @@ class Lab:
         self.sh(self.plex, "ip", "addr", "add", "10.88.0.1/24", "dev", f"{t}c")
         for n in wan_hosts:
             self.sh(self.wan, "ip", "addr", "add", f"{wan_v4(n)}/24", "dev", f"{t}a")
+            self.sh(self.wan, "ip", "-6", "addr", "add", f"{wan_v6(n)}/64", "dev", f"{t}a", "nodad")
+        for n in extra_v6:
             self.sh(self.wan, "ip", "-6", "addr", "add", f"{wan_v6(n)}/64", "dev", f"{t}a", "nodad")
         self.sh(self.ctr, "ip", "addr", "add", "10.88.0.2/24", "dev", f"{t}d")
         for ns, dev in ((self.wan, f"{t}a"), (self.plex, f"{t}b"), (self.plex, f"{t}c"), (self.ctr, f"{t}d")):

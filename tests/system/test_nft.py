@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -143,3 +144,17 @@ def test_a_restart_after_a_reboot_brings_1000_bans_back_with_their_remaining_tim
     assert set(kernel) == set(targets)
     assert all(7000 < (left or 0) < 7200 for left in kernel.values())
     assert len(helper.get("/api/v1/bans")["bans"]) == 1000
+
+
+def test_geoip_allow_list_lets_only_listed_networks_and_the_allow_list_reach_plex(lab: Lab) -> None:
+    geo = (ipaddress.ip_network("192.0.2.0/28"), ipaddress.ip_network("2001:db8:1::/120"))
+    allow = (ipaddress.ip_network("192.0.2.20/32"),)
+    rules = Ruleset(plex_port=32400, rates=PROFILES["off"], allow=allow, geo_mode="allow", geo=geo, log_drops=False)
+    NftFirewall(netns=lab.plex).apply(rules)
+    lab.serve(lab.plex)
+    assert lab.connect(wan_v4(10), 1) == ["ok"]  # in a listed country
+    assert lab.connect(wan_v4(20), 1) == ["ok"]  # not listed, but allow-listed
+    assert lab.connect(wan_v4(30), 1) == ["timeout"]
+    assert lab.connect(wan_v6(0x10), 1) == ["ok"]
+    assert lab.connect(wan_v6(0x120), 1) == ["timeout"]
+    assert lab.counter("geo_blocked") >= 2

@@ -40,7 +40,7 @@ def parse_target(text: str) -> Target:
     """Parse ``ADDR`` or ``ADDR/PREFIX``; IPv4-mapped IPv6 becomes IPv4; host bits must be zero."""
     if not isinstance(text, str) or not text or len(text) > MAX_TARGET_TEXT:
         raise InvalidTarget("expected an IP address or a CIDR network such as 203.0.113.7 or 2001:db8::/64")
-    raw = text.strip()
+    raw = text
     if not raw.isascii() or any(ch.isspace() for ch in raw) or "%" in raw:
         raise InvalidTarget(f"{text!r} is not an IP address or CIDR network")
     try:
