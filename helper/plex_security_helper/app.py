@@ -19,11 +19,11 @@ MAX_BODY = 64 * 1024
 
 def create_app(config: Config) -> web.Application:
     """Build the application; the monitor starts and stops with it."""
+    monitor = Monitor(config)
     app = web.Application(
-        middlewares=[error_middleware, token_middleware(config.api.token)],
+        middlewares=[error_middleware, token_middleware(config.api.token, monitor.enforcer.policy.protect_address)],
         client_max_size=MAX_BODY,
     )
-    monitor = Monitor(config)
     app[MONITOR_KEY] = monitor
     app[HELPER_ID_KEY] = config.helper_id
     app[STARTED_KEY] = time.time()

@@ -93,6 +93,16 @@ def test_policy_order_and_force() -> None:
     assert not policy.allowed(parse_target("203.0.113.4"))
 
 
+def test_api_clients_become_protected_management_addresses() -> None:
+    policy = BanPolicy([], [], BanTimes())
+    for text in ("203.0.113.50", "::ffff:203.0.113.50", "not-an-address", "2001:db8::7"):
+        policy.protect_address(text)
+    assert [str(n) for n in policy.protect] == ["203.0.113.50/32", "2001:db8::7/128"]
+    with pytest.raises(BanRefused) as err:
+        policy.check(parse_target("203.0.113.0/24"))
+    assert err.value.code == "protected"
+
+
 def test_ban_times_grow_and_cap() -> None:
     times = BanTimes(base=3600, factor=2.0, maximum=86_400)
     assert [times.duration(n) for n in (1, 2, 3, 5, 6, 50)] == [3600, 7200, 14_400, 57_600, 86_400, 86_400]

@@ -28,6 +28,7 @@ DEFAULT_ALLOW = (
 )
 # Narrower than this is a normal ban; wider would cut off a large part of the internet.
 MIN_PREFIX = {4: 16, 6: 32}
+MAX_PROTECTED = 64
 
 
 class BanRefused(Exception):
@@ -108,6 +109,17 @@ class BanPolicy:
         if hit is not None and not (force and target.single):
             hint = "; force bans one single address anyway" if target.single else ""
             raise BanRefused("allow_listed", f"{target} is in the allow-list ({hit}){hint}")
+
+    def protect_address(self, text: str) -> None:
+        """Protect one more management address (learnt from authenticated API clients)."""
+        try:
+            net = parse_target(text.removeprefix("::ffff:")).network
+        except ValueError:
+            return
+        if net in self.protect or len(self.protect) >= MAX_PROTECTED:
+            return
+        # A new tuple in one assignment: readers on other threads see the old or the new one.
+        self.protect = (*self.protect, net)
 
     def allowed(self, target: Target) -> bool:
         """True when the allow-list covers *target* (the detector never bans these)."""
