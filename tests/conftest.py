@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import pytest_socket
 
 from tests.helperproc import HelperProcess
 
@@ -20,3 +22,13 @@ def helper(tmp_path: Path, socket_enabled: None) -> Iterator[HelperProcess]:
     proc.start()
     yield proc
     proc.stop()
+
+
+@contextmanager
+def unix_sockets_allowed() -> Iterator[None]:
+    """Let this process connect to unix sockets (a Docker engine's), still only 127.0.0.1 for TCP."""
+    pytest_socket.socket_allow_hosts(["127.0.0.1"], allow_unix_socket=True)
+    try:
+        yield
+    finally:
+        pytest_socket.socket_allow_hosts(["127.0.0.1"])

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from .api.audit import routes as audit_routes
 from .api.auth import token_middleware
 from .api.bans import routes as ban_routes
 from .api.errors import error_middleware
-from .api.routes import HELPER_ID_KEY, MONITOR_KEY, STARTED_KEY, routes
+from .api.routes import AUDITOR_KEY, HELPER_ID_KEY, MONITOR_KEY, STARTED_KEY, routes
+from .audit.runner import Auditor, schedule
 from .config import Config
 from .monitor import Monitor
 
@@ -25,14 +29,21 @@ def create_app(config: Config) -> web.Application:
         client_max_size=MAX_BODY,
     )
     app[MONITOR_KEY] = monitor
+    auditor = Auditor(config.audit, monitor.enforcer)
+    app[AUDITOR_KEY] = auditor
     app[HELPER_ID_KEY] = config.helper_id
     app[STARTED_KEY] = time.time()
     app.add_routes(routes)
     app.add_routes(ban_routes)
+    app.add_routes(audit_routes)
 
     async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
         await monitor.start()
+        audits = asyncio.create_task(schedule(auditor, config.audit.interval), name="plex-security-audit")
         yield
+        audits.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await audits
         await monitor.stop()
 
     app.cleanup_ctx.append(monitor_ctx)

@@ -1,8 +1,9 @@
-"""Command line: ``plex-security-helper init | serve | scan | fail2ban-config | demo-traffic``."""
+"""Command line: ``plex-security-helper init | serve | scan | audit | fail2ban-config | demo-plex | demo-traffic``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import logging
@@ -15,8 +16,13 @@ from aiohttp import web
 
 from . import __version__
 from .app import create_app
+from .audit.fixscript import render as render_fix_script
+from .audit.preferences import read_preferences
+from .audit.runner import Auditor
 from .config import ConfigError, DetectConfig, load_config, write_new_config
+from .demo.plexemu import PlexState, create_plex_app
 from .demo.traffic import TrafficWriter
+from .firewall.enforcer import Enforcer
 from .logwatch.scan import scan_files
 
 DEFAULT_CONFIG = Path("/etc/plex-security/helper.toml")
@@ -102,6 +108,59 @@ def _cmd_fail2ban_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    auditor = Auditor(config.audit, Enforcer(config.firewall))
+    report = asyncio.run(auditor.run())
+    if args.fix_script is not None:
+        try:
+            args.fix_script.write_text(render_fix_script(report), encoding="utf-8")
+            args.fix_script.chmod(0o700)
+        except OSError as err:
+            print(f"error: cannot write {args.fix_script}: {err.strerror}", file=sys.stderr)
+            return 1
+    if args.json:
+        json.dump(report.as_json(), sys.stdout, separators=(",", ":"))
+        sys.stdout.write("\n")
+        return 0
+    doc = report.as_json()
+    counts = ", ".join(f"{n} {sev}" for sev, n in doc["counts"].items() if n)
+    print(f"security score {doc['score']}/100 ({counts or 'no open findings'})")
+    for finding in doc["findings"]:
+        mark = f" [accepted: {finding['accepted_reason']}]" if finding["accepted"] else ""
+        print(f"{finding['severity']:8} {finding['key']}: {finding['title']}{mark}")
+        print(f"         {finding['evidence']}")
+    for area, why in doc["not_checked"].items():
+        print(f"not checked: {area}: {why}")
+    if args.fix_script is not None:
+        print(f"remediation script: {args.fix_script} (review it; nothing was changed)")
+    return 0
+
+
+def _cmd_demo_plex(args: argparse.Namespace) -> int:
+    prefs: dict[str, str] = {}
+    if args.prefs is not None:
+        found, problems = read_preferences(args.prefs)
+        if found is None:
+            print(f"error: {problems[0].evidence}", file=sys.stderr)
+            return 2
+        prefs = found
+    state = PlexState(
+        token=args.token,
+        version=args.version,
+        claimed=not args.unclaimed,
+        prefs=prefs,
+        log_path=args.log,
+        wan_classes=tuple(args.wan),
+    )
+    web.run_app(create_plex_app(state), host=args.host, port=args.port, print=None)
+    return 0
+
+
 def _cmd_demo_traffic(args: argparse.Namespace) -> int:
     # Demo traffic only needs to look plausible, so a seeded PRNG is right here.
     writer = TrafficWriter(args.log, random.Random(args.seed))  # noqa: S311
@@ -170,6 +229,23 @@ def build_parser() -> argparse.ArgumentParser:
     f2b.add_argument("--log-path", help="the Plex Media Server.log the jail watches")
     f2b.add_argument("--write", type=Path, metavar="DIR", help="write them under DIR (e.g. /etc/fail2ban)")
     f2b.set_defaults(func=_cmd_fail2ban_config)
+
+    audit = sub.add_parser("audit", help="audit Plex, the host and Docker once and print the findings")
+    audit.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    audit.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    audit.add_argument("--fix-script", type=Path, metavar="FILE", help="write a remediation script (never run)")
+    audit.set_defaults(func=_cmd_audit)
+
+    plex = sub.add_parser("demo-plex", help="serve a small Plex emulator (for the demo and tests)")
+    plex.add_argument("--host", default="127.0.0.1")
+    plex.add_argument("--port", type=int, default=32400)
+    plex.add_argument("--token", required=True)
+    plex.add_argument("--version", default="1.43.3.10900-abcdef123")
+    plex.add_argument("--unclaimed", action="store_true")
+    plex.add_argument("--prefs", type=Path, help="a Preferences.xml to serve through /:/prefs")
+    plex.add_argument("--log", type=Path, help="append Plex-format access lines for every request")
+    plex.add_argument("--wan", action="append", default=[], help="client address the log calls WAN")
+    plex.set_defaults(func=_cmd_demo_plex)
 
     demo = sub.add_parser("demo-traffic", help="append realistic Plex traffic (users and attackers) to a log")
     demo.add_argument("--log", type=Path, required=True)

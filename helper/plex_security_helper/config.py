@@ -8,7 +8,7 @@ import secrets
 import tomllib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,20 @@ class FirewallConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """What the audit reads and how often (see docs/configuration.md)."""
+
+    plex_dir: Path
+    interval: int = 3600
+    plex_url: str = "http://127.0.0.1:32400"
+    plex_token: str = ""  # a secret: never logged or returned
+    docker: bool = True
+    docker_socket: str = "/var/run/docker.sock"
+    accept: dict[str, str] = field(default_factory=dict)  # finding key → the owner's reason
+    proc_net: Path = Path("/proc/net")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Everything the helper reads from its TOML file."""
 
@@ -105,6 +119,7 @@ class Config:
     detect: DetectConfig
     database: Path
     retention_days: int
+    audit: AuditConfig
     firewall: FirewallConfig = FirewallConfig()
 
 
@@ -183,6 +198,19 @@ SCHEMA = vol.Schema(
             vol.Optional("trusted_factor", default=4): vol.All(int, vol.Range(min=1, max=100)),
         },
         vol.Optional("firewall", default={}): FIREWALL_SCHEMA,
+        vol.Optional("audit", default={}): {
+            vol.Optional("plex_dir"): _nonempty,
+            vol.Optional("interval", default=3600): vol.All(int, vol.Range(min=300, max=7 * 86_400)),
+            vol.Optional("plex_url", default="http://127.0.0.1:32400"): vol.All(
+                str, vol.Match(r"^https?://[^\s/]+(:\d+)?/?$", msg="an http(s)://host:port URL")
+            ),
+            vol.Optional("plex_token", default=""): str,
+            vol.Optional("docker", default=True): bool,
+            vol.Optional("docker_socket", default="/var/run/docker.sock"): _nonempty,
+            vol.Optional("accept", default={}): {
+                vol.All(str, vol.Length(min=1, max=200)): vol.All(str, vol.Length(min=1, max=500))
+            },
+        },
         vol.Required("storage"): {
             vol.Required("database"): _nonempty,
             vol.Optional("retention_days", default=30): vol.All(int, vol.Range(min=1, max=3650)),
@@ -224,6 +252,23 @@ def parse_config(raw: dict[str, Any], base_dir: Path) -> Config:
         database=resolve(data["storage"]["database"]),
         retention_days=data["storage"]["retention_days"],
         firewall=_firewall(data["firewall"], resolve),
+        audit=_audit(data["audit"], resolve, resolve(data["monitor"]["log_path"])),
+    )
+
+
+def _audit(raw: dict[str, Any], resolve: Callable[[str], Path], log_path: Path) -> AuditConfig:
+    if "plex_dir" in raw:
+        plex_dir = resolve(raw["plex_dir"])
+    else:  # the folder that holds Logs/Plex Media Server.log
+        plex_dir = log_path.parent.parent if log_path.parent.name == "Logs" else log_path.parent
+    return AuditConfig(
+        plex_dir=plex_dir,
+        interval=raw["interval"],
+        plex_url=raw["plex_url"],
+        plex_token=raw["plex_token"],
+        docker=raw["docker"],
+        docker_socket=raw["docker_socket"],
+        accept=dict(raw["accept"]),
     )
 
 
@@ -344,6 +389,23 @@ protect = []
 ban_time = 3600
 ban_time_factor = 2.0
 max_ban_time = 604800
+
+[audit]
+# Plex's data folder (Preferences.xml, Logs/); default: the folder above the log's Logs folder.
+# plex_dir = "/var/lib/plexmediaserver/Library/Application Support/Plex Media Server"
+# Hours between audits are interval/3600; the API can also ask for one.
+interval = 3600
+plex_url = "http://127.0.0.1:32400"
+# The server's X-Plex-Token (Preferences.xml, PlexOnlineToken) unlocks the remote-access and
+# preference checks through the API. Optional; never logged or returned.
+plex_token = ""
+# Audit the containers of this Docker engine (CIS Docker Benchmark section 5).
+docker = true
+docker_socket = "/var/run/docker.sock"
+
+[audit.accept]
+# Accepted deviations: finding key = "why". Keys are shown by `plex-security-helper audit`.
+# "docker.5.10.host_network:plex" = "Plex needs host networking for local discovery"
 
 [storage]
 database = {_toml_str(database)}

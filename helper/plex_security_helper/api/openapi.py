@@ -31,11 +31,6 @@ _ALERT: dict[str, Any] = {
         "detail": {"type": "object"},
     },
 }
-_SECTION_UNAVAILABLE: dict[str, Any] = {
-    "type": "object",
-    "required": ["available"],
-    "properties": {"available": {"type": "boolean"}, "reason": {"type": "string"}},
-}
 _COUNTER = {
     "type": "object",
     "required": ["packets", "bytes"],
@@ -90,6 +85,90 @@ _BANS_SECTION: dict[str, Any] = {
         "by_origin": {"type": "object", "additionalProperties": {"type": "integer"}},
         "pending": {"type": "integer"},
         "recent": {"type": "array", "items": {"$ref": "#/components/schemas/Ban"}},
+    },
+}
+_SEVERITIES = ["critical", "high", "medium", "low", "info"]
+_COUNTS = {
+    "type": "object",
+    "required": _SEVERITIES,
+    "properties": {k: {"type": "integer", "minimum": 0} for k in _SEVERITIES},
+}
+_AUDIT_SECTION: dict[str, Any] = {
+    "type": "object",
+    "required": ["available"],
+    "properties": {
+        "available": {"type": "boolean"},
+        "reason": {"type": "string"},
+        "score": {"type": "integer", "minimum": 0, "maximum": 100},
+        "counts": _COUNTS,
+        "last_run": {"type": "number"},
+        "running": {"type": "boolean"},
+        "top": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "key", "severity", "title"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "key": {"type": "string"},
+                    "severity": {"type": "string", "enum": _SEVERITIES},
+                    "title": {"type": "string"},
+                },
+            },
+        },
+        "not_checked": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_PLEX_SECTION: dict[str, Any] = {
+    "type": "object",
+    "required": ["available"],
+    "properties": {
+        "available": {"type": "boolean"},
+        "reason": {"type": "string"},
+        "version": {"type": "string", "nullable": True},
+        "claimed": {"type": "boolean", "nullable": True},
+        "vulnerable": {"type": "boolean"},
+        "remote_access": {"type": "string", "nullable": True},
+        "remote_access_exposed": {"type": "boolean"},
+        "debug_logging": {"type": "boolean", "nullable": True},
+        "allowed_networks_public": {"type": "boolean"},
+    },
+}
+_FINDING: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "key", "severity", "title", "subject", "evidence", "remediation", "references", "accepted"],
+    "properties": {
+        "id": {"type": "string"},
+        "key": {"type": "string"},
+        "severity": {"type": "string", "enum": _SEVERITIES},
+        "title": {"type": "string"},
+        "subject": {"type": "string"},
+        "evidence": {"type": "string"},
+        "remediation": {"type": "string"},
+        "references": {"type": "array", "items": {"type": "string"}},
+        "accepted": {"type": "boolean"},
+        "accepted_reason": {"type": "string", "nullable": True},
+    },
+}
+_AUDIT_DOC: dict[str, Any] = {
+    "type": "object",
+    "required": ["running", "report"],
+    "properties": {
+        "running": {"type": "boolean"},
+        "report": {
+            "type": "object",
+            "nullable": True,
+            "required": ["started", "finished", "score", "counts", "findings", "not_checked", "facts"],
+            "properties": {
+                "started": {"type": "number"},
+                "finished": {"type": "number"},
+                "score": {"type": "integer", "minimum": 0, "maximum": 100},
+                "counts": _COUNTS,
+                "findings": {"type": "array", "items": _FINDING},
+                "not_checked": {"type": "object", "additionalProperties": {"type": "string"}},
+                "facts": {"type": "object"},
+            },
+        },
     },
 }
 _STATUS: dict[str, Any] = {
@@ -151,10 +230,10 @@ _STATUS: dict[str, Any] = {
                 "last": {**_ALERT, "nullable": True},
             },
         },
-        "plex": _SECTION_UNAVAILABLE,
+        "plex": _PLEX_SECTION,
         "bans": _BANS_SECTION,
         "firewall": _FIREWALL,
-        "audit": _SECTION_UNAVAILABLE,
+        "audit": _AUDIT_SECTION,
         "unavailable": {"type": "array", "items": {"type": "string"}},
     },
 }
@@ -319,6 +398,23 @@ OPENAPI: dict[str, Any] = {
                     "502": _json(_ERROR, "The firewall backend failed"),
                 },
             }
+        },
+        "/api/v1/audit": {
+            "get": {
+                "operationId": "audit",
+                "responses": {
+                    "200": _json(_AUDIT_DOC, "The latest audit report (null before the first one finished)"),
+                    "401": _UNAUTHORIZED,
+                },
+            },
+            "post": {
+                "operationId": "run_audit",
+                "responses": {
+                    "200": _json(_AUDIT_DOC, "A fresh audit report"),
+                    "401": _UNAUTHORIZED,
+                    "429": _json(_ERROR, "An audit ran less than 30 s ago (Retry-After says when)"),
+                },
+            },
         },
         "/api/v1/openapi.json": {
             "get": {

@@ -8,23 +8,19 @@ from typing import Any
 from aiohttp import web
 
 from .. import API_VERSION, __version__
+from ..audit.runner import Auditor
 from ..monitor import DAY, Monitor
 from .errors import json_error
 from .openapi import OPENAPI
 
 MONITOR_KEY = web.AppKey("monitor", Monitor)
+AUDITOR_KEY = web.AppKey("auditor", Auditor)
 HELPER_ID_KEY = web.AppKey("helper_id", str)
 STARTED_KEY = web.AppKey("started", float)
 
 MAX_ALERTS = 500
 MAX_WAIT = 60.0
 routes = web.RouteTableDef()
-
-# Sections later parts of the helper fill; the snapshot names them so clients can tell.
-_NOT_YET = {
-    "plex": "the Plex audit is not implemented in this helper version",
-    "audit": "audits are not implemented in this helper version",
-}
 
 
 class QueryError(Exception):
@@ -73,10 +69,11 @@ async def status(request: web.Request) -> web.Response:
         "alerts": alerts,
         "firewall": firewall,
         "bans": bans,
-        "unavailable": sorted(_NOT_YET),
+        "plex": request.app[AUDITOR_KEY].plex_status(),
+        "audit": request.app[AUDITOR_KEY].status(),
     }
-    for section, reason in _NOT_YET.items():
-        body[section] = {"available": False, "reason": reason}
+    # Sections that cannot be filled right now, named so that clients can tell.
+    body["unavailable"] = sorted(k for k in ("plex", "audit", "firewall", "bans") if not body[k]["available"])
     return web.json_response(body)
 
 

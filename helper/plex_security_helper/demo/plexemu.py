@@ -1,0 +1,173 @@
+"""A small Plex Media Server emulator for tests and the demo.
+
+Serves the documented endpoints (``/identity`` without a token; ``/:/prefs`` and
+``/myplex/account`` with ``X-Plex-Token``), answers JSON or XML as Plex does, and writes a
+``Request:``/``Completed:`` pair in Plex's debug-log format for every request it serves, so
+that the helper can follow a log written by real HTTP traffic.
+"""
+
+from __future__ import annotations
+
+import hmac
+import itertools
+import threading
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from ..logwatch.plexlog import MONTH_NAMES
+
+OWNER = "owner"
+
+
+@dataclass
+class PlexState:
+    """What the emulated server reports; tests change it between requests."""
+
+    token: str
+    version: str = "1.43.3.10900-abcdef123"
+    claimed: bool = True
+    machine_identifier: str = "0123456789abcdef0123456789abcdef01234567"
+    prefs: dict[str, str] = field(default_factory=dict)
+    mapping_state: str = "mapped"
+    public_address: str = "203.0.113.200"
+    public_port: int = 32400
+    log_path: Path | None = None
+    wan_classes: tuple[str, ...] = ()  # client addresses the log should call WAN (the demo's "internet")
+
+
+STATE_KEY = web.AppKey("plex_state", PlexState)
+_rid = itertools.count(0x5000)
+_log_lock = threading.Lock()
+
+
+def _stamp() -> str:
+    t = datetime.now()
+    return f"{MONTH_NAMES[t.month - 1]} {t.day:02d}, {t.year} {t:%H:%M:%S}.{t.microsecond // 1000:03d}"
+
+
+def _net_class(ip: str, state: PlexState) -> str:
+    if ip in state.wan_classes:
+        return "WAN"
+    if ip.startswith(("127.", "::1")):
+        return "Loopback"
+    return "Subnet"
+
+
+def _reply(
+    request: web.Request,
+    container: str,
+    attrs: dict[str, Any],
+    children: list[dict[str, Any]] | None = None,
+    child: str = "Setting",
+) -> web.Response:
+    if "json" in request.headers.get("Accept", ""):
+        body: dict[str, Any] = dict(attrs)
+        if children is not None:
+            body[child] = children
+        return web.json_response({container: body})
+    root = ET.Element(container, {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in attrs.items()})
+    for item in children or []:
+        ET.SubElement(root, child, {k: str(v) for k, v in item.items()})
+    return web.Response(body=ET.tostring(root, xml_declaration=True, encoding="utf-8"), content_type="text/xml")
+
+
+def _authorised(request: web.Request) -> bool:
+    state = request.app[STATE_KEY]
+    presented = request.headers.get("X-Plex-Token", request.query.get("X-Plex-Token", ""))
+    return hmac.compare_digest(presented.encode(), state.token.encode())
+
+
+@web.middleware
+async def _log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Write the Request/Completed pair Plex writes at debug level."""
+    state = request.app[STATE_KEY]
+    started = time.monotonic()
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    if state.log_path is not None:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        ip, port = (str(peer[0]), int(peer[1])) if peer else ("127.0.0.1", 0)
+        addr = f"[{ip}]" if ":" in ip else ip
+        rid = f"{next(_rid):x}"
+        auth = f" Signed-in Token ({OWNER})" if _authorised(request) else ""
+        path = request.rel_url.path_qs.replace("\n", "%0A")
+        ms = int((time.monotonic() - started) * 1000)
+        size = response.content_length or 0
+        lines = [
+            f"{_stamp()} [{threading.get_ident()}] DEBUG - Request: [{addr}:{port} ({_net_class(ip, state)})] "
+            f"{request.method} {path} (1 live) #{rid} GZIP{auth}",
+            f"{_stamp()} [{threading.get_ident()}] DEBUG - Completed: [{addr}:{port}] {response.status} "
+            f"{request.method} {path} (1 live) #{rid} GZIP {ms}ms {size} bytes",
+        ]
+        with _log_lock, state.log_path.open("a", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
+
+
+async def identity(request: web.Request) -> web.Response:
+    """No token needed, as on a real server."""
+    state = request.app[STATE_KEY]
+    return _reply(
+        request,
+        "MediaContainer",
+        {"size": 0, "claimed": state.claimed, "machineIdentifier": state.machine_identifier, "version": state.version},
+    )
+
+
+async def prefs(request: web.Request) -> web.Response:
+    """The settings list."""
+    if not _authorised(request):
+        raise web.HTTPUnauthorized(text="401 Unauthorized")
+    state = request.app[STATE_KEY]
+    settings = [{"id": k, "value": v, "default": ""} for k, v in sorted(state.prefs.items())]
+    return _reply(request, "MediaContainer", {"size": len(settings)}, settings)
+
+
+async def account(request: web.Request) -> web.Response:
+    """Remote access mapping; like the real one, it also carries the owner's token."""
+    if not _authorised(request):
+        raise web.HTTPUnauthorized(text="401 Unauthorized")
+    state = request.app[STATE_KEY]
+    return _reply(
+        request,
+        "MyPlex",
+        {
+            "authToken": state.token,
+            "username": OWNER,
+            "mappingState": state.mapping_state,
+            "mappingError": "",
+            "publicAddress": state.public_address,
+            "publicPort": state.public_port,
+            "signInState": "ok",
+            "subscriptionActive": True,
+        },
+    )
+
+
+async def library(request: web.Request) -> web.Response:
+    """Any other path: 401 without a token (what attackers and expired clients get), else a small list."""
+    if not _authorised(request):
+        raise web.HTTPUnauthorized(text="401 Unauthorized")
+    return _reply(request, "MediaContainer", {"size": 0})
+
+
+def create_plex_app(state: PlexState) -> web.Application:
+    """The emulator as an aiohttp application."""
+    app = web.Application(middlewares=[_log_middleware])
+    app[STATE_KEY] = state
+    app.router.add_get("/identity", identity)
+    app.router.add_get("/:/prefs", prefs)
+    app.router.add_get("/myplex/account", account)
+    app.router.add_route("*", "/{tail:.*}", library)
+    return app
