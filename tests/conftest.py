@@ -27,8 +27,8 @@ def helper(tmp_path: Path, socket_enabled: None) -> Iterator[HelperProcess]:
 @contextmanager
 def unix_sockets_allowed() -> Iterator[None]:
     """Let this process connect to unix sockets (a Docker engine's), still only 127.0.0.1 for TCP."""
-    pytest_socket.socket_allow_hosts(["127.0.0.1"], allow_unix_socket=True)
+    pytest_socket.socket_allow_hosts(["127.0.0.1"], allow_unix_socket=True)  # type: ignore[no-untyped-call]
     try:
         yield
     finally:
-        pytest_socket.socket_allow_hosts(["127.0.0.1"])
+        pytest_socket.socket_allow_hosts(["127.0.0.1"])  # type: ignore[no-untyped-call]
