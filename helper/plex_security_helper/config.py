@@ -106,6 +106,7 @@ class AuditConfig:
     docker: bool = True
     docker_socket: str = "/var/run/docker.sock"
     accept: dict[str, str] = field(default_factory=dict)  # finding key → the owner's reason
+    cooldown: int = 30  # seconds between audits asked for through the API
     proc_net: Path = Path("/proc/net")
 
 
@@ -206,6 +207,7 @@ SCHEMA = vol.Schema(
             ),
             vol.Optional("plex_token", default=""): str,
             vol.Optional("docker", default=True): bool,
+            vol.Optional("cooldown", default=30): vol.All(int, vol.Range(min=0, max=3600)),
             vol.Optional("docker_socket", default="/var/run/docker.sock"): _nonempty,
             vol.Optional("accept", default={}): {
                 vol.All(str, vol.Length(min=1, max=200)): vol.All(str, vol.Length(min=1, max=500))
@@ -269,6 +271,7 @@ def _audit(raw: dict[str, Any], resolve: Callable[[str], Path], log_path: Path) 
         docker=raw["docker"],
         docker_socket=raw["docker_socket"],
         accept=dict(raw["accept"]),
+        cooldown=raw["cooldown"],
     )
 
 

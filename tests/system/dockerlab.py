@@ -71,8 +71,12 @@ class Engine:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        # vfs layers are plain folders; containerd's shims are gone with the engine.
-        shutil.rmtree(self.root / "data", ignore_errors=True)
+        # dockerd leaves its default network namespace bind-mounted under the exec root.
+        prefix = str(self.root) + "/"
+        mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+        for mount in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
+            subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def build_rootfs(root: Path) -> Path:

@@ -91,6 +91,20 @@ class Lab:
             self.sh(ns, "ip", "link", "set", dev, "up")
         self.sh(self.ctr, "ip", "route", "add", "default", "via", "10.88.0.1")
         self.sh(self.plex, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        # Permanent neighbour entries: no ARP or IPv6 neighbour discovery delays a first
+        # connection, so a timeout in a test always means a dropped packet.
+        wan_mac = self._mac(self.wan, f"{t}a")
+        plex_mac = self._mac(self.plex, f"{t}b")
+        batch = [
+            f"neigh replace {PLEX_V4} lladdr {plex_mac} dev {t}a nud permanent",
+            f"neigh replace {PLEX_V6} lladdr {plex_mac} dev {t}a nud permanent",
+        ]
+        self._ip_batch(self.wan, batch)
+        peers = [wan_v4(n) for n in wan_hosts] + [wan_v6(n) for n in (*wan_hosts, *extra_v6)]
+        self._ip_batch(
+            self.plex,
+            [f"neigh replace {a} lladdr {wan_mac} dev {t}b nud permanent" for a in peers],
+        )
         # What `docker run -p 42400:32400` amounts to: a DNAT in a table that is not ours.
         self.sh(
             self.plex,
@@ -98,6 +112,15 @@ class Lab:
             f"add table ip dockersim; add chain ip dockersim pre {{ type nat hook prerouting priority dstnat; }};"
             f" add rule ip dockersim pre tcp dport {PUBLISHED_PORT} dnat to 10.88.0.2:32400",
         )
+
+    def _mac(self, ns: str, dev: str) -> str:
+        mac: str = json.loads(self.sh(ns, "ip", "-j", "link", "show", dev).stdout)[0]["address"]
+        return mac
+
+    def _ip_batch(self, ns: str, commands: list[str]) -> None:
+        batch = self.root / f"ip-batch-{ns}"
+        batch.write_text("\n".join(commands) + "\n")
+        self.sh(ns, "ip", "-batch", str(batch))
 
     def serve(self, ns: str, port: int = 32400) -> Path:
         """Start a TCP server in *ns*; return the file it logs accepted client addresses to."""

@@ -22,6 +22,8 @@ def render(report: AuditReport) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(report.finished or report.started))
     lines = [
         "#!/bin/sh",
+        "# Paths are single-quoted on purpose: a $ or a backquote in them stays literal.",
+        "# shellcheck disable=SC2016",
         f"# plex-security-helper remediation script, audit of {stamp}.",
         "# Review every command before running it; the helper never runs this script.",
         f"# Security score {report.score()}/100.",

@@ -18,7 +18,6 @@ from .plexapi import Identity, Mapping, PlexClient, PlexUnavailable, exposure_fi
 from .preferences import file_mode_findings, preferences_findings, public_facts, read_preferences
 
 _LOGGER = logging.getLogger(__name__)
-MIN_INTERVAL = 30.0  # between runs asked for through the API
 
 
 class Auditor:
@@ -38,7 +37,7 @@ class Auditor:
 
     def retry_after(self, now: float) -> int:
         """Seconds until an on-demand run is allowed again (0: now)."""
-        return max(0, int(self.last_started + MIN_INTERVAL - now + 0.999))
+        return max(0, int(self.last_started + self.config.cooldown - now + 0.999))
 
     async def run(self) -> AuditReport:
         """Audit now (waits for a run already under way rather than starting a second)."""

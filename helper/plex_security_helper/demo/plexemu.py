@@ -40,6 +40,7 @@ class PlexState:
     public_port: int = 32400
     log_path: Path | None = None
     wan_classes: tuple[str, ...] = ()  # client addresses the log should call WAN (the demo's "internet")
+    xml_only: bool = False  # answer XML even when JSON is asked for, as older servers do
 
 
 STATE_KEY = web.AppKey("plex_state", PlexState)
@@ -67,7 +68,7 @@ def _reply(
     children: list[dict[str, Any]] | None = None,
     child: str = "Setting",
 ) -> web.Response:
-    if "json" in request.headers.get("Accept", ""):
+    if "json" in request.headers.get("Accept", "") and not request.app[STATE_KEY].xml_only:
         body: dict[str, Any] = dict(attrs)
         if children is not None:
             body[child] = children
