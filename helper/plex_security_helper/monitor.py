@@ -19,7 +19,7 @@ from .firewall.enforcer import Enforcer
 from .logwatch.detect import Detector, Verdicts
 from .logwatch.plexlog import LogParser, RequestJoiner
 from .logwatch.tail import LogFollower, Position
-from .store import Alert, Store
+from .store import Store
 
 _LOGGER = logging.getLogger(__name__)
 DAY = 86_400.0
@@ -89,12 +89,12 @@ class Monitor:
         assert self._store is not None
         return self._store
 
-    def _step(self) -> tuple[int, list[Alert]]:
+    def _step(self) -> tuple[int, int]:
         """Read, parse, judge and commit whatever the log gained. Worker thread only."""
         assert self._follower is not None and self._store is not None
         lines = self._follower.read_lines()
         if not lines and self._follower.position == self._committed:
-            return 0, []
+            return 0, self.last_seq
         verdicts = Verdicts()
         access = 0
         last_time: float | None = None
@@ -120,19 +120,19 @@ class Monitor:
         self.access_lines += access
         if last_time is not None:
             self.last_line_time = last_time
-        return len(lines), stored
+        return len(lines), self._store.last_seq() if stored else self.last_seq
 
     async def _follow_loop(self) -> None:
         interval = self._config.monitor.poll_interval
         while True:
             try:
-                count, alerts = await self.run_in_worker(self._step)
+                count, last_seq = await self.run_in_worker(self._step)
                 self.error = None
             except Exception as err:  # noqa: BLE001 - the loop must outlive any one bad batch
                 if self.error != str(err):
                     _LOGGER.error("log pipeline failed: %s", err)
                 self.error = str(err)
-                count, alerts = 0, []
+                count, last_seq = 0, self.last_seq
             now = time.monotonic()
             self._rate_window.append((now, count))
             while self._rate_window and self._rate_window[0][0] < now - 60:
@@ -143,10 +143,7 @@ class Monitor:
             if now >= self._next_purge:
                 self._next_purge = now + PURGE_INTERVAL
                 await self._purge()
-            if alerts:
-                self.last_seq = alerts[-1].seq
-                async with self._new_alert:
-                    self._new_alert.notify_all()
+            await self._announce(last_seq)
             if count == 0:
                 await asyncio.sleep(interval)
 
@@ -166,6 +163,17 @@ class Monitor:
             return
         if removed:
             _LOGGER.info("retention: removed %d old rows", removed)
+
+    async def _announce(self, last_seq: int) -> None:
+        """Wake long-pollers when the stream grew."""
+        if last_seq > self.last_seq:
+            self.last_seq = last_seq
+            async with self._new_alert:
+                self._new_alert.notify_all()
+
+    async def stream_changed(self) -> None:
+        """Something outside the follow loop (a ban through the API) added to the stream."""
+        await self._announce(await self.run_in_worker(self.store.last_seq))
 
     async def wait_for_alert(self, after: int, timeout: float) -> None:
         """Return when an alert beyond *after* is stored, or after *timeout* seconds."""

@@ -212,11 +212,18 @@ class Store:
             for row in rows
         ]
 
+    def last_seq(self) -> int:
+        """The highest alert sequence number stored (0 when none)."""
+        return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0])
+
     def alert_summary(self, since: float) -> dict[str, Any]:
-        """Counters for the status snapshot."""
-        last_seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0]
-        recent = self._db.execute("SELECT COUNT(*) FROM alerts WHERE ts >= ?", (since,)).fetchone()[0]
-        last = self.alerts_after(last_seq - 1, 1) if last_seq else []
+        """Counters for the status snapshot; ban events are in the stream but are not alerts."""
+        last_seq = self.last_seq()
+        recent = self._db.execute(
+            "SELECT COUNT(*) FROM alerts WHERE ts >= ? AND kind NOT IN ('banned', 'unbanned')", (since,)
+        ).fetchone()[0]
+        row = self._db.execute("SELECT MAX(seq) FROM alerts WHERE kind NOT IN ('banned', 'unbanned')").fetchone()
+        last = self.alerts_after(row[0] - 1, 1) if row and row[0] else []
         return {
             "last_seq": last_seq,
             "count_24h": recent,

@@ -118,26 +118,34 @@ def test_burst_of_failures_raises_one_alert_and_long_poll_wakes(helper: HelperPr
     body = result["body"]
     validate_response(spec, "/api/v1/alerts", 200, body)
     alerts = body["alerts"]
-    assert [a["seq"] for a in alerts] == [1]
-    assert alerts[0]["kind"] == "failed_login_burst"
+    # One alert for the burst, then the ban it led to (recorded only: monitor mode).
+    assert [(a["seq"], a["kind"]) for a in alerts] == [(1, "failed_login_burst"), (2, "banned")]
     assert alerts[0]["ip"] == "203.0.113.9"
     assert alerts[0]["count"] == 5
+    assert alerts[1]["detail"]["origin"] == "detector"
+    assert alerts[1]["detail"]["enforced"] is False
 
-    after = helper.get("/api/v1/alerts?after=1&wait=0")
+    after = helper.get("/api/v1/alerts?after=2&wait=0")
     assert after["alerts"] == []
 
 
 def test_restart_keeps_position_and_sequence(helper: HelperProcess) -> None:
     for i in range(5):
         helper.append(*failed_login("203.0.113.10", port=42000 + i))
-    helper.wait_for(lambda s: s["alerts"]["last_seq"] == 1)
+    helper.wait_for(lambda s: s["alerts"]["last_seq"] == 2)  # the alert and its (recorded) ban
     helper.stop()
     # Written while the helper is down: read once after restart, not lost, not doubled.
     for i in range(5):
         helper.append(*failed_login("198.51.100.20", port=43000 + i))
     helper.append(*exchange("192.0.2.10", 200, user="alice"))
     helper.start()
-    status = helper.wait_for(lambda s: s["alerts"]["last_seq"] == 2)
+    status = helper.wait_for(lambda s: s["alerts"]["last_seq"] == 4)
     assert status["failed_logins"]["total"] == 10
+    assert status["alerts"]["count_24h"] == 2  # ban events are in the stream, not counted as alerts
     alerts = helper.get("/api/v1/alerts?after=0")["alerts"]
-    assert [(a["seq"], a["ip"]) for a in alerts] == [(1, "203.0.113.10"), (2, "198.51.100.20")]
+    assert [(a["seq"], a["kind"], a["ip"]) for a in alerts] == [
+        (1, "failed_login_burst", "203.0.113.10"),
+        (2, "banned", "203.0.113.10"),
+        (3, "failed_login_burst", "198.51.100.20"),
+        (4, "banned", "198.51.100.20"),
+    ]

@@ -88,7 +88,9 @@ async def add_ban(request: web.Request) -> web.Response:
     except BanRefused as err:
         return json_error(409, err.code, str(err))
     except BackendError as err:
+        await monitor.stream_changed()
         return json_error(502, "backend_failed", str(err))
+    await monitor.stream_changed()
     return web.json_response(created, status=201)
 
 
@@ -109,5 +111,7 @@ async def remove_ban(request: web.Request) -> web.Response:
     except NotBanned as err:
         return json_error(404, "not_banned", str(err))
     except BackendError as err:
+        await monitor.stream_changed()
         return json_error(502, "backend_failed", str(err))
+    await monitor.stream_changed()
     return web.json_response({"unbanned": lifted})

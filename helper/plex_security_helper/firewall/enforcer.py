@@ -34,6 +34,26 @@ class NotBanned(Exception):
     """Unban of a target that has no active ban."""
 
 
+def ban_event(kind: str, ban: Ban, now: float) -> Alert:
+    """A "banned"/"unbanned" entry for the alert stream, so Home Assistant sees every change."""
+    return Alert(
+        kind=kind,
+        ip=ban.target,
+        time=now,
+        first_seen=ban.created,
+        last_seen=now,
+        count=ban.offences,
+        score=0,
+        detail={
+            "verdict": "info",
+            "origin": ban.origin,
+            "reason": ban.reason,
+            "expires": ban.expires,
+            "enforced": ban.enforced,
+        },
+    )
+
+
 class Enforcer:
     """Decides, records and enforces bans. Blocking: call it on the worker thread."""
 
@@ -179,14 +199,18 @@ class Enforcer:
         self._check_overlap(store, target, now)
         ban = self._new_ban(store, target, duration=duration, reason=reason[:MAX_REASON], origin=origin, now=now)
         store.put_bans([ban])
-        if not self.enforcing:
-            return ban
-        try:
-            self._enforce(store, [ban], now)
-        except BackendError as err:
-            self._fail(err)
-            raise BackendError(f"the ban is recorded and will be retried, but the firewall refused it: {err}") from None
-        return replace(ban, enforced=True)
+        if self.enforcing:
+            try:
+                self._enforce(store, [ban], now)
+            except BackendError as err:
+                self._fail(err)
+                store.commit_batch([], [ban_event("banned", ban, now)], None)
+                raise BackendError(
+                    f"the ban is recorded and will be retried, but the firewall refused it: {err}"
+                ) from None
+            ban = replace(ban, enforced=True)
+        store.commit_batch([], [ban_event("banned", ban, now)], None)
+        return ban
 
     def unban(self, store: Store, text: str, now: float) -> Ban:
         """Lift a ban. Raises InvalidTarget, NotBanned or BackendError."""
@@ -194,6 +218,7 @@ class Enforcer:
         lifted = store.lift_ban(target.text, now)
         if lifted is None:
             raise NotBanned(f"{target} is not banned")
+        store.commit_batch([], [ban_event("unbanned", lifted, now)], None)
         if self.enforcing:
             try:
                 if self.nft is not None:
@@ -232,10 +257,10 @@ class Enforcer:
             try:
                 self._enforce(store, bans, now)
                 self.error = None
+                bans = [replace(b, enforced=True) for b in bans]
             except BackendError as err:
                 self._fail(err)
-                return bans
-            return [replace(b, enforced=True) for b in bans]
+        store.commit_batch([], [ban_event("banned", b, now) for b in bans], None)
         return bans
 
     # -- status ------------------------------------------------------------------------------
