@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS bans (
     lifted REAL
 );
 CREATE INDEX IF NOT EXISTS bans_expires ON bans (expires);
+CREATE TABLE IF NOT EXISTS allows (target TEXT PRIMARY KEY, reason TEXT NOT NULL, created REAL NOT NULL);
 """
 
 
@@ -296,3 +297,19 @@ class Store:
             "SELECT COUNT(*) FROM bans WHERE lifted IS NULL AND expires > ? AND enforced = 0", (now,)
         ).fetchone()
         return int(row[0])
+
+    def allows(self) -> list[tuple[str, str, float]]:
+        """Allow-list entries added at run time: (target, reason, created)."""
+        return [
+            (r[0], r[1], r[2]) for r in self._db.execute("SELECT target, reason, created FROM allows ORDER BY created")
+        ]
+
+    def put_allow(self, target: str, reason: str, created: float) -> None:
+        """Add (or re-reason) a run-time allow-list entry."""
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO allows VALUES (?, ?, ?)", (target, reason, created))
+
+    def delete_allow(self, target: str) -> bool:
+        """Remove a run-time allow-list entry; False when there was none."""
+        with self._db:
+            return self._db.execute("DELETE FROM allows WHERE target = ?", (target,)).rowcount > 0

@@ -140,3 +140,33 @@ def _wait_bans(h: HelperProcess, count: int, timeout: float = 5.0) -> dict[str, 
             return bans
         time.sleep(0.02)
     raise AssertionError(f"fewer than {count} bans within {timeout}s")
+
+
+def test_allow_list_lifts_bans_and_blocks_new_ones(monitor_helper: HelperProcess) -> None:
+    h = monitor_helper
+    spec = h.get("/api/v1/openapi.json")
+    assert h.call("POST", "/api/v1/bans", {"ip": "203.0.113.77"})[0] == 201
+    code, allowed = h.call("POST", "/api/v1/allow", {"ip": "203.0.113.64/26", "reason": "office"})
+    assert code == 201, allowed
+    validate_response(spec, "/api/v1/allow", 201, allowed, method="post")
+    assert allowed["unbanned"] == ["203.0.113.77"]
+    assert h.get("/api/v1/bans")["bans"] == []
+    code, refused = h.call("POST", "/api/v1/bans", {"ip": "203.0.113.77"})
+    assert (code, refused["error"]) == (409, "allow_listed")
+    listing = h.get("/api/v1/allow")
+    validate_response(spec, "/api/v1/allow", 200, listing)
+    assert {"ip": "203.0.113.64/26", "origin": "runtime", "reason": "office"}.items() <= listing["allow"][-1].items()
+    assert any(row["origin"] == "config" and row["ip"] == "192.168.0.0/16" for row in listing["allow"])
+    kinds = [a["kind"] for a in h.get("/api/v1/alerts?after=0")["alerts"]]
+    assert kinds == ["banned", "unbanned"]
+
+    # Survives a restart, and can be removed again.
+    h.stop()
+    h.start()
+    assert h.call("POST", "/api/v1/bans", {"ip": "203.0.113.77"})[1]["error"] == "allow_listed"
+    assert h.call("DELETE", "/api/v1/allow/203.0.113.64%2F26")[0] == 200
+    assert h.call("DELETE", "/api/v1/allow/203.0.113.64/26")[1]["error"] == "not_allowed"
+    assert h.call("DELETE", "/api/v1/allow/192.168.0.0/16")[1]["error"] == "not_allowed"
+    assert h.call("POST", "/api/v1/bans", {"ip": "203.0.113.77"})[0] == 201
+    for body, error in (({"ip": "10.0.0.0/8"}, "too_broad"), ({"ip": "x"}, "invalid_address"), ({}, "invalid_body")):
+        assert h.call("POST", "/api/v1/allow", body)[1]["error"] == error

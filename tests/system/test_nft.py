@@ -84,6 +84,13 @@ def test_bans_drop_every_packet_on_input_and_forward_and_unban_restores(
     assert attacker not in _kernel_bans(lab)
     assert lab.connect(attacker, 1) == ["ok"]
 
+    # Allow-listing a banned address lifts the ban in the kernel at once.
+    assert helper.call("POST", "/api/v1/bans", {"ip": attacker})[0] == 201
+    assert lab.connect(attacker, 1) == ["timeout"]
+    assert helper.call("POST", "/api/v1/allow", {"ip": attacker, "reason": "a friend"})[0] == 201
+    assert attacker not in _kernel_bans(lab)
+    assert lab.connect(attacker, 1) == ["ok"]
+
     v6 = wan_v6(20)
     assert helper.call("POST", "/api/v1/bans", {"ip": v6})[0] == 201
     assert lab.connect(v6, 3, "parallel") == ["timeout"] * 3

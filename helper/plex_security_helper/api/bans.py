@@ -9,7 +9,7 @@ from typing import Any
 import voluptuous as vol
 from aiohttp import web
 
-from ..firewall.enforcer import MAX_DURATION, MAX_REASON, MIN_DURATION, NotBanned
+from ..firewall.enforcer import MAX_DURATION, MAX_REASON, MIN_DURATION, NotAllowed, NotBanned
 from ..firewall.policy import BanRefused
 from ..firewall.runner import BackendError
 from ..firewall.targets import MAX_TARGET_TEXT, InvalidTarget, parse_target
@@ -115,3 +115,69 @@ async def remove_ban(request: web.Request) -> web.Response:
         return json_error(502, "backend_failed", str(err))
     await monitor.stream_changed()
     return web.json_response({"unbanned": lifted})
+
+
+ALLOW_BODY = vol.Schema(
+    {
+        vol.Required("ip"): vol.All(str, vol.Length(min=1, max=MAX_TARGET_TEXT)),
+        vol.Optional("reason", default=""): vol.All(str, vol.Length(max=MAX_REASON)),
+    }
+)
+
+
+@routes.get("/api/v1/allow")
+async def list_allow(request: web.Request) -> web.Response:
+    """The allow-list: configured entries and those added at run time."""
+    monitor = request.app[MONITOR_KEY]
+    rows = await monitor.run_in_worker(monitor.enforcer.allow_list, monitor.store)
+    return web.json_response({"allow": rows})
+
+
+@routes.post("/api/v1/allow")
+async def add_allow(request: web.Request) -> web.Response:
+    """Never ban this address or network again; lifts the bans it covers."""
+    try:
+        raw: Any = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return json_error(400, "invalid_body", "the body must be a JSON object")
+    try:
+        body = ALLOW_BODY(raw)
+        parse_target(body["ip"])
+    except vol.Invalid as err:
+        where = ".".join(str(p) for p in err.path) or "body"
+        return json_error(400, "invalid_body", f"{where}: {err.msg}")
+    except InvalidTarget as err:
+        return json_error(400, "invalid_address", str(err))
+    monitor = request.app[MONITOR_KEY]
+
+    def allow() -> dict[str, Any]:
+        now = time.time()
+        target, lifted = monitor.enforcer.allow(monitor.store, body["ip"], reason=body["reason"] or "allowed", now=now)
+        return {
+            "ip": target,
+            "origin": "runtime",
+            "reason": body["reason"] or "allowed",
+            "created": now,
+            "unbanned": [b.target for b in lifted],
+        }
+
+    try:
+        created = await monitor.run_in_worker(allow)
+    except BanRefused as err:
+        return json_error(409, err.code, str(err))
+    await monitor.stream_changed()
+    return web.json_response(created, status=201)
+
+
+@routes.delete("/api/v1/allow/{target:.+}")
+async def remove_allow(request: web.Request) -> web.Response:
+    """Remove a run-time allow-list entry."""
+    monitor = request.app[MONITOR_KEY]
+    text = request.match_info["target"]
+    try:
+        removed = await monitor.run_in_worker(monitor.enforcer.disallow, monitor.store, text)
+    except InvalidTarget as err:
+        return json_error(400, "invalid_address", str(err))
+    except NotAllowed as err:
+        return json_error(404, "not_allowed", str(err))
+    return web.json_response({"removed": removed})

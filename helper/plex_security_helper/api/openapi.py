@@ -76,6 +76,16 @@ _BAN: dict[str, Any] = {
         "enforced": {"type": "boolean"},
     },
 }
+_ALLOW: dict[str, Any] = {
+    "type": "object",
+    "required": ["ip", "origin", "reason", "created"],
+    "properties": {
+        "ip": {"type": "string"},
+        "origin": {"type": "string", "enum": ["config", "runtime"]},
+        "reason": {"type": "string"},
+        "created": {"type": "number", "nullable": True},
+    },
+}
 _BANS_SECTION: dict[str, Any] = {
     "type": "object",
     "required": ["available", "active", "by_origin", "pending", "recent"],
@@ -396,6 +406,73 @@ OPENAPI: dict[str, Any] = {
                     "401": _UNAUTHORIZED,
                     "404": _json(_ERROR, "Not banned"),
                     "502": _json(_ERROR, "The firewall backend failed"),
+                },
+            }
+        },
+        "/api/v1/allow": {
+            "get": {
+                "operationId": "list_allow",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["allow"],
+                            "properties": {"allow": {"type": "array", "items": _ALLOW}},
+                        },
+                        "Configured and run-time allow-list entries",
+                    ),
+                    "401": _UNAUTHORIZED,
+                },
+            },
+            "post": {
+                "operationId": "allow",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["ip"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "ip": {"type": "string", "minLength": 1, "maxLength": 64},
+                                    "reason": {"type": "string", "maxLength": 200},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(
+                        {
+                            **_ALLOW,
+                            "properties": {
+                                **_ALLOW["properties"],
+                                "unbanned": {"type": "array", "items": {"type": "string"}},
+                            },
+                        },
+                        "Allowed; the bans it covers are lifted",
+                    ),
+                    "400": _json(_ERROR, "Invalid body or address"),
+                    "401": _UNAUTHORIZED,
+                    "409": _json(_ERROR, "Too broad"),
+                },
+            },
+        },
+        "/api/v1/allow/{target}": {
+            "delete": {
+                "operationId": "disallow",
+                "parameters": [
+                    {"name": "target", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+                ],
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "required": ["removed"], "properties": {"removed": {"type": "string"}}},
+                        "Removed",
+                    ),
+                    "400": _json(_ERROR, "Not an address or network"),
+                    "401": _UNAUTHORIZED,
+                    "404": _json(_ERROR, "Not a run-time allow-list entry"),
                 },
             }
         },

@@ -19,7 +19,7 @@ from ..store import Alert, Ban, Store
 from .fail2ban import Fail2banFirewall
 from .geoip import GeoError, load_countries
 from .nft import PROFILES, BanElement, NftFirewall, RateProfile, Ruleset
-from .policy import BanPolicy, BanRefused, BanTimes, default_gateways
+from .policy import MIN_PREFIX, BanPolicy, BanRefused, BanTimes, default_gateways
 from .runner import BackendError
 from .targets import InvalidTarget, Target, parse_target
 
@@ -32,6 +32,10 @@ MAX_REASON = 200
 
 class NotBanned(Exception):
     """Unban of a target that has no active ban."""
+
+
+class NotAllowed(Exception):
+    """Removal of an allow-list entry that was never added at run time."""
 
 
 def ban_event(kind: str, ban: Ban, now: float) -> Alert:
@@ -107,6 +111,8 @@ class Enforcer:
 
     def start(self, store: Store, now: float) -> None:
         """Load the ruleset and re-apply every active ban with its remaining time."""
+        for target, _, _ in store.allows():
+            self.policy.add_allow(parse_target(target).network)
         if not self.enforcing:
             return
         try:
@@ -262,6 +268,53 @@ class Enforcer:
                 self._fail(err)
         store.commit_batch([], [ban_event("banned", b, now) for b in bans], None)
         return bans
+
+    # -- allow-list -------------------------------------------------------------------------
+    def allow(self, store: Store, text: str, *, reason: str, now: float) -> tuple[str, list[Ban]]:
+        """Allow-list an address or network at run time; lift the active bans it covers."""
+        target = parse_target(text)
+        if target.network.prefixlen < MIN_PREFIX[target.version]:
+            raise BanRefused(
+                "too_broad", f"{target} is wider than /{MIN_PREFIX[target.version]}; allow a narrower network"
+            )
+        store.put_allow(target.text, reason[:MAX_REASON], now)
+        self.policy.add_allow(target.network)
+        if self.enforcing and self.nft is not None:
+            try:
+                self.nft.set_allowed(target, allowed=True)
+            except BackendError as err:
+                self._fail(err)
+        lifted: list[Ban] = []
+        for ban in store.active_bans(now):
+            covered = parse_target(ban.target)
+            if covered.version == target.version and covered.network.subnet_of(target.network):  # type: ignore[arg-type]
+                lifted.append(self.unban(store, ban.target, now))
+        return target.text, lifted
+
+    def disallow(self, store: Store, text: str) -> str:
+        """Remove a run-time allow-list entry (the configured ones stay)."""
+        target = parse_target(text)
+        if not store.delete_allow(target.text):
+            raise NotAllowed(f"{target} was not added to the allow-list at run time")
+        self.policy.remove_allow(target.network)
+        configured = {parse_target(a).network for a in self.config.allow}
+        if target.network in configured:
+            self.policy.add_allow(target.network)
+        elif self.enforcing and self.nft is not None:
+            try:
+                self.nft.set_allowed(target, allowed=False)
+            except BackendError as err:
+                self._fail(err)
+        return target.text
+
+    def allow_list(self, store: Store) -> list[dict[str, Any]]:
+        """Configured and run-time entries."""
+        rows: list[dict[str, Any]] = [
+            {"ip": parse_target(a).text, "origin": "config", "reason": "configuration", "created": None}
+            for a in self.config.allow
+        ]
+        rows += [{"ip": t, "origin": "runtime", "reason": r, "created": c} for t, r, c in store.allows()]
+        return rows
 
     # -- status ------------------------------------------------------------------------------
     def status(self, store: Store, now: float) -> tuple[dict[str, Any], dict[str, Any]]:

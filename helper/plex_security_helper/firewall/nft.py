@@ -210,6 +210,16 @@ class NftFirewall:
             ]
         self._batch(batch)
 
+    def set_allowed(self, target: Target, allowed: bool) -> None:
+        """Add a network to (or take it out of) the allow sets without re-applying the table."""
+        name = f"allow{target.version}"
+        value = _value(target.network)
+        if allowed:
+            self._batch([self._command("add", name, [value])])
+        else:
+            # add (a no-op where present) + delete: absent entries are fine
+            self._batch([self._command("add", name, [value]), self._command("delete", name, [value])])
+
     def remove(self, targets: Sequence[Target]) -> None:
         """Remove *targets* in one batch; absent ones are fine."""
         by_set: dict[str, list[Any]] = {}

@@ -110,6 +110,15 @@ class BanPolicy:
             hint = "; force bans one single address anyway" if target.single else ""
             raise BanRefused("allow_listed", f"{target} is in the allow-list ({hit}){hint}")
 
+    def add_allow(self, network: Network) -> None:
+        """Allow-list one more network (run-time entries from the API)."""
+        if network not in self.allow:
+            self.allow = (*self.allow, network)
+
+    def remove_allow(self, network: Network) -> None:
+        """Forget a run-time allow-list entry."""
+        self.allow = tuple(n for n in self.allow if n != network)
+
     def protect_address(self, text: str) -> None:
         """Protect one more management address (learnt from authenticated API clients)."""
         try:
