@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_SSL, CONF_TOKEN, Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.typing import ConfigType
 
+from .alerts import AlertListener
 from .api import HelperClient
-from .const import CONF_VERIFY_SSL
+from .const import (
+    CONF_LONG_POLL,
+    CONF_SCAN_INTERVAL,
+    CONF_VERIFY_SSL,
+    DEFAULT_SCAN_INTERVAL,
+    DOMAIN,
+)
 from .coordinator import PlexSecurityConfigEntry, PlexSecurityCoordinator
+from .issues import clear_issues, update_issues
+from .services import async_setup_services
 
-PLATFORMS: list[Platform] = [Platform.SENSOR]
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.EVENT, Platform.SENSOR]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 def client_from_data(hass: HomeAssistant, data: dict[str, object]) -> HelperClient:
@@ -27,15 +39,56 @@ def client_from_data(hass: HomeAssistant, data: dict[str, object]) -> HelperClie
     )
 
 
-async def async_setup_entry(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> bool:
-    """Connect to the helper and set up the entities."""
-    coordinator = PlexSecurityCoordinator(hass, entry, client_from_data(hass, dict(entry.data)))
-    await coordinator.async_config_entry_first_refresh()
-    entry.runtime_data = coordinator
-    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the services once, for every helper."""
+    async_setup_services(hass)
     return True
 
 
+async def async_setup_entry(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> bool:
+    """Connect to the helper, follow its alerts and set up the entities."""
+    client = client_from_data(hass, dict(entry.data))
+    coordinator = PlexSecurityCoordinator(hass, entry, client)
+    await coordinator.async_config_entry_first_refresh()
+    listener = AlertListener(
+        hass,
+        client,
+        entry_id=entry.entry_id,
+        server=entry.title,
+        long_poll=bool(entry.options.get(CONF_LONG_POLL, True)),
+        interval=float(entry.options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)),
+    )
+    await listener.async_load(coordinator.data.last_alert_seq)
+    coordinator.alerts = listener
+    entry.runtime_data = coordinator
+
+    entry.async_on_unload(coordinator.async_add_listener(lambda: update_issues(hass, entry)))
+    update_issues(hass, entry)
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # After the platforms, so that the event entity is subscribed before the first alert.
+    entry.async_create_background_task(hass, listener.run(), f"{DOMAIN} alerts {entry.title}")
+    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    return True
+
+
+async def _async_options_updated(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> None:
+    """Apply new options (interval, long-poll) by reloading."""
+    await hass.config_entries.async_reload(entry.entry_id)
+
+
 async def async_unload_entry(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> bool:
-    """Remove the entities."""
+    """Remove the entities; the alert task ends with the entry."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> None:
+    """Forget the alert cursor and the repair issues of a deleted entry."""
+    await AlertListener(
+        hass,
+        client_from_data(hass, dict(entry.data)),
+        entry_id=entry.entry_id,
+        server=entry.title,
+        long_poll=False,
+        interval=0,
+    ).async_remove()
+    clear_issues(hass, entry.entry_id)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
-from .const import REQUEST_TIMEOUT
+from .const import LONG_POLL_SECONDS, REQUEST_TIMEOUT
 
 
 class HelperError(Exception):
@@ -23,6 +25,26 @@ class HelperAuthError(HelperError):
     """The helper rejected the token."""
 
 
+class HelperRequestError(HelperError):
+    """The helper refused a request and said why (``code`` is stable, e.g. ``allow_listed``)."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+def _get(data: dict[str, Any], *path: str) -> Any:
+    value: Any = data
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
     """The parts of ``GET /api/v1/status`` the entities read."""
@@ -33,31 +55,68 @@ class Snapshot:
     failed_addresses_24h: int
     alerts_24h: int
     last_alert_seq: int
+    last_alert: dict[str, Any] | None
     lines_per_minute: int
     following: bool
     debug_logging_seen: bool
-    raw: dict[str, Any]
+    last_line_time: float | None
+    monitor_error: str | None
+    active_bans: int
+    firewall: dict[str, Any]
+    plex: dict[str, Any]
+    audit: dict[str, Any]
+    raw: dict[str, Any] = field(repr=False)
+    fetched: float = 0.0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Snapshot:
-        """Build from the JSON body; a missing key is a contract violation."""
+        """Build from the JSON body; a missing required key is a contract violation."""
         try:
             helper = data["helper"]
             monitor = data["monitor"]
+            alerts = data["alerts"]
             return cls(
                 helper_id=str(helper["id"]),
                 version=str(helper["version"]),
                 failed_logins_24h=int(data["failed_logins"]["total"]),
                 failed_addresses_24h=int(data["failed_logins"]["addresses"]),
-                alerts_24h=int(data["alerts"]["count_24h"]),
-                last_alert_seq=int(data["alerts"]["last_seq"]),
+                alerts_24h=int(alerts["count_24h"]),
+                last_alert_seq=int(alerts["last_seq"]),
+                last_alert=alerts.get("last") if isinstance(alerts.get("last"), dict) else None,
                 lines_per_minute=int(monitor.get("lines_per_minute", 0)),
                 following=bool(monitor["following"]),
                 debug_logging_seen=bool(monitor["debug_logging_seen"]),
+                last_line_time=monitor.get("last_line_time"),
+                monitor_error=monitor.get("error"),
+                active_bans=int(_get(data, "bans", "active") or 0),
+                firewall=data.get("firewall") or {"available": False},
+                plex=data.get("plex") or {"available": False},
+                audit=data.get("audit") or {"available": False},
                 raw=data,
+                fetched=time.time(),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise HelperError(f"unexpected status document: {err!r}") from err
+
+    @property
+    def monitor_lag(self) -> float | None:
+        """Seconds between the newest log line read and this snapshot."""
+        if self.last_line_time is None:
+            return None
+        return max(0.0, round(self.fetched - float(self.last_line_time), 1))
+
+    @property
+    def firewall_drops(self) -> int | None:
+        """Packets the helper's table dropped or refused, all counters together."""
+        counters = self.firewall.get("counters")
+        if not isinstance(counters, dict) or not counters:
+            return None
+        return sum(int(c.get("packets", 0)) for c in counters.values() if isinstance(c, dict))
+
+    def open_findings(self, severity: str) -> int | None:
+        """Open audit findings of one severity (None before the first audit)."""
+        counts = self.audit.get("counts")
+        return int(counts.get(severity, 0)) if isinstance(counts, dict) else None
 
 
 class HelperClient:
@@ -81,23 +140,68 @@ class HelperClient:
         netloc = f"[{host}]" if ":" in host else host
         self.base_url = f"{scheme}://{netloc}:{port}"
 
-    async def _get(self, path: str, timeout: float = REQUEST_TIMEOUT) -> dict[str, Any]:
+    async def _request(
+        self, method: str, path: str, *, body: dict[str, Any] | None = None, timeout: float = REQUEST_TIMEOUT
+    ) -> dict[str, Any]:
         url = f"{self.base_url}/api/v1{path}"
         headers = {"Authorization": f"Bearer {self._token}"}
         try:
             async with asyncio.timeout(timeout):
-                async with self._session.get(url, headers=headers, ssl=self._ssl) as resp:
+                async with self._session.request(method, url, headers=headers, json=body, ssl=self._ssl) as resp:
                     if resp.status == 401:
                         raise HelperAuthError("the helper rejected the token")
-                    if resp.status != 200:
-                        raise HelperError(f"the helper answered HTTP {resp.status} for {path}")
-                    body = await resp.json()
+                    try:
+                        data = await resp.json(content_type=None)
+                    except ValueError:
+                        data = None
+                    if not isinstance(data, dict):
+                        raise HelperError(f"the helper answered HTTP {resp.status} without a JSON object for {path}")
+                    if resp.status >= 400:
+                        retry = resp.headers.get("Retry-After", "")
+                        raise HelperRequestError(
+                            resp.status,
+                            str(data.get("error", "http_error")),
+                            str(data.get("message", f"HTTP {resp.status}")),
+                            int(retry) if retry.isdigit() else None,
+                        )
+                    return data
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             raise HelperConnectionError(f"cannot reach the helper at {self.base_url}: {err}") from err
-        if not isinstance(body, dict):
-            raise HelperError(f"the helper sent a non-object body for {path}")
-        return body
 
     async def status(self) -> Snapshot:
         """Fetch the status snapshot."""
-        return Snapshot.from_json(await self._get("/status"))
+        return Snapshot.from_json(await self._request("GET", "/status"))
+
+    async def alerts(self, after: int, wait: int = 0, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
+        """Alerts (and ban events) after a cursor; ``wait`` long-polls up to that many seconds."""
+        wait = max(0, min(wait, LONG_POLL_SECONDS))
+        data = await self._request(
+            "GET", f"/alerts?after={after}&limit={limit}&wait={wait}", timeout=REQUEST_TIMEOUT + wait
+        )
+        alerts = data.get("alerts")
+        if not isinstance(alerts, list):
+            raise HelperError("the helper sent no alert list")
+        return [a for a in alerts if isinstance(a, dict)], int(data.get("last_seq", 0))
+
+    async def ban(self, ip: str, *, duration: int | None, reason: str, force: bool = False) -> dict[str, Any]:
+        """Ban an address or network on this helper."""
+        body: dict[str, Any] = {"ip": ip, "reason": reason, "origin": "home_assistant", "force": force}
+        if duration is not None:
+            body["duration"] = duration
+        return await self._request("POST", "/bans", body=body)
+
+    async def unban(self, ip: str) -> dict[str, Any]:
+        """Lift a ban."""
+        return await self._request("DELETE", f"/bans/{quote(ip, safe='')}")
+
+    async def allow(self, ip: str, reason: str) -> dict[str, Any]:
+        """Allow-list an address or network (lifts the bans it covers)."""
+        return await self._request("POST", "/allow", body={"ip": ip, "reason": reason})
+
+    async def run_audit(self) -> dict[str, Any]:
+        """Audit now; returns the report."""
+        data = await self._request("POST", "/audit", timeout=120)
+        report = data.get("report")
+        if not isinstance(report, dict):
+            raise HelperError("the helper sent no audit report")
+        return report

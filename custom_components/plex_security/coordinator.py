@@ -1,8 +1,10 @@
-"""Coordinator: polls the helper's status snapshot."""
+"""Coordinator: polls the helper's status snapshot; repair issues follow each snapshot."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
@@ -10,7 +12,10 @@ from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .api import HelperAuthError, HelperClient, HelperConnectionError, HelperError, Snapshot
-from .const import DOMAIN, SCAN_INTERVAL
+from .const import CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL, DOMAIN
+
+if TYPE_CHECKING:
+    from .alerts import AlertListener
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -21,14 +26,16 @@ class PlexSecurityCoordinator(DataUpdateCoordinator[Snapshot]):
     """Keeps the latest snapshot of one helper."""
 
     config_entry: PlexSecurityConfigEntry
+    alerts: AlertListener
 
     def __init__(self, hass: HomeAssistant, config_entry: PlexSecurityConfigEntry, client: HelperClient) -> None:
+        seconds = int(config_entry.options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL))
         super().__init__(
             hass,
             _LOGGER,
             config_entry=config_entry,
             name=DOMAIN,
-            update_interval=SCAN_INTERVAL,
+            update_interval=timedelta(seconds=seconds),
         )
         self.client = client
 

@@ -1,19 +1,22 @@
-"""Sensors: what the helper counted."""
+"""Sensors: what the helper counted, found and blocked."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from homeassistant.components.sensor import (
+    SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import EntityCategory
+from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfTime
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
+from homeassistant.util import dt as dt_util
 
 from .api import Snapshot
 from .coordinator import PlexSecurityConfigEntry
@@ -26,10 +29,49 @@ PARALLEL_UPDATES = 0
 class PlexSecuritySensorDescription(SensorEntityDescription):
     """A sensor read from the status snapshot."""
 
-    value_fn: Callable[[Snapshot], StateType]
+    value_fn: Callable[[Snapshot], StateType | datetime]
+
+
+def _last_alert_time(s: Snapshot) -> datetime | None:
+    when = s.last_alert.get("time") if s.last_alert else None
+    return dt_util.utc_from_timestamp(float(when)) if isinstance(when, (int, float)) else None
+
+
+def _last_attacker(s: Snapshot) -> str | None:
+    ip = s.last_alert.get("ip") if s.last_alert else None
+    return str(ip) if ip else None
+
+
+def _score(s: Snapshot) -> int | None:
+    score = s.audit.get("score")
+    return int(score) if isinstance(score, int) else None
+
+
+def _findings_of(severity: str) -> Callable[[Snapshot], int | None]:
+    def value(s: Snapshot) -> int | None:
+        return s.open_findings(severity)
+
+    return value
 
 
 SENSORS: tuple[PlexSecuritySensorDescription, ...] = (
+    PlexSecuritySensorDescription(
+        key="security_score",
+        translation_key="security_score",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=_score,
+    ),
+    *(
+        PlexSecuritySensorDescription(
+            key=f"open_findings_{severity}",
+            translation_key=f"open_findings_{severity}",
+            state_class=SensorStateClass.MEASUREMENT,
+            entity_registry_enabled_default=severity != "low",
+            value_fn=_findings_of(severity),
+        )
+        for severity in ("critical", "high", "medium", "low")
+    ),
     PlexSecuritySensorDescription(
         key="failed_logins_24h",
         translation_key="failed_logins_24h",
@@ -43,10 +85,33 @@ SENSORS: tuple[PlexSecuritySensorDescription, ...] = (
         value_fn=lambda s: s.failed_addresses_24h,
     ),
     PlexSecuritySensorDescription(
+        key="active_bans",
+        translation_key="active_bans",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda s: s.active_bans,
+    ),
+    PlexSecuritySensorDescription(
         key="alerts_24h",
         translation_key="alerts_24h",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda s: s.alerts_24h,
+    ),
+    PlexSecuritySensorDescription(
+        key="last_attacker",
+        translation_key="last_attacker",
+        value_fn=_last_attacker,
+    ),
+    PlexSecuritySensorDescription(
+        key="last_alert",
+        translation_key="last_alert",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=_last_alert_time,
+    ),
+    PlexSecuritySensorDescription(
+        key="plex_version",
+        translation_key="plex_version",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: s.plex.get("version"),
     ),
     PlexSecuritySensorDescription(
         key="log_lines_per_minute",
@@ -54,6 +119,23 @@ SENSORS: tuple[PlexSecuritySensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda s: s.lines_per_minute,
+    ),
+    PlexSecuritySensorDescription(
+        key="monitor_lag",
+        translation_key="monitor_lag",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=lambda s: s.monitor_lag,
+    ),
+    PlexSecuritySensorDescription(
+        key="firewall_drops",
+        translation_key="firewall_drops",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: s.firewall_drops,
     ),
 )
 
@@ -69,11 +151,11 @@ async def async_setup_entry(
 
 
 class PlexSecuritySensor(PlexSecurityEntity, SensorEntity):
-    """A number from the snapshot."""
+    """A value from the snapshot."""
 
     entity_description: PlexSecuritySensorDescription
 
     @property
-    def native_value(self) -> StateType:
+    def native_value(self) -> StateType | datetime:
         """The described value of the latest snapshot."""
         return self.entity_description.value_fn(self.coordinator.data)

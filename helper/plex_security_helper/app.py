@@ -47,4 +47,9 @@ def create_app(config: Config) -> web.Application:
         await monitor.stop()
 
     app.cleanup_ctx.append(monitor_ctx)
+
+    async def release(app: web.Application) -> None:
+        await monitor.release_waiters()
+
+    app.on_shutdown.append(release)  # type: ignore[arg-type]  # aiohttp 3.11 types Signal oddly
     return app

@@ -64,6 +64,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             "plex-security-helper %s listening on %s:%s", __version__, config.api.host, config.api.port
         ),
         handle_signals=True,
+        shutdown_timeout=5.0,
     )
     return 0
 

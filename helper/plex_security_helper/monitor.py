@@ -52,6 +52,7 @@ class Monitor:
         self.error: str | None = None
         self._rate_window: list[tuple[float, int]] = []
         self._committed: Position | None = None
+        self._closing = False
 
     async def run_in_worker[T](self, func: Callable[..., T], *args: Any) -> T:
         """Run *func* on the worker thread that owns the database."""
@@ -176,12 +177,20 @@ class Monitor:
         await self._announce(await self.run_in_worker(self.store.last_seq))
 
     async def wait_for_alert(self, after: int, timeout: float) -> None:
-        """Return when an alert beyond *after* is stored, or after *timeout* seconds."""
-        if self.last_seq > after or timeout <= 0:
+        """Return when an alert beyond *after* is stored, after *timeout* seconds, or at shutdown."""
+        if self.last_seq > after or timeout <= 0 or self._closing:
             return
         async with self._new_alert:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._new_alert.wait_for(lambda: self.last_seq > after), timeout)
+                await asyncio.wait_for(
+                    self._new_alert.wait_for(lambda: self.last_seq > after or self._closing), timeout
+                )
+
+    async def release_waiters(self) -> None:
+        """Shutdown: answer every long-poll now instead of holding the server open."""
+        self._closing = True
+        async with self._new_alert:
+            self._new_alert.notify_all()
 
     def lines_per_minute(self) -> int:
         """Lines read during the last minute."""

@@ -23,8 +23,11 @@ def _state(hass: HomeAssistant, helper: HelperProcess, key: str) -> str:
 
 
 async def _refresh(hass: HomeAssistant) -> None:
+    """What the poll interval does (its task runs in the background, next to the alert long-poll)."""
     async_fire_time_changed(hass, dt_util.utcnow() + SCAN_INTERVAL)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    for entry in hass.config_entries.async_loaded_entries(DOMAIN):
+        await entry.runtime_data.async_refresh()
+    await hass.async_block_till_done()
 
 
 async def test_failed_logins_reach_sensor(

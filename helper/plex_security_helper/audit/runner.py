@@ -170,6 +170,7 @@ class Auditor:
             "last_run": report.finished,
             "running": self.running,
             "top": [{"id": f.id, "key": f.key, "severity": f.severity.value, "title": f.title} for f in worst],
+            "serious": sorted({f.id for f in open_findings if f.severity in (Severity.CRITICAL, Severity.HIGH)}),
             "not_checked": sorted(report.not_checked),
         }
 

@@ -1,0 +1,62 @@
+"""The "Run audit now" button."""
+
+from __future__ import annotations
+
+from homeassistant.components.button import ButtonEntity, ButtonEntityDescription
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .api import HelperError, HelperRequestError
+from .const import DOMAIN
+from .coordinator import PlexSecurityConfigEntry, PlexSecurityCoordinator
+from .entity import PlexSecurityEntity
+
+PARALLEL_UPDATES = 1
+
+DESCRIPTION = ButtonEntityDescription(
+    key="run_audit", translation_key="run_audit", entity_category=EntityCategory.CONFIG
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: PlexSecurityConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the button of one helper."""
+    async_add_entities([PlexSecurityAuditButton(entry.runtime_data)])
+
+
+class PlexSecurityAuditButton(PlexSecurityEntity, ButtonEntity):
+    """Asks the helper to audit now."""
+
+    def __init__(self, coordinator: PlexSecurityCoordinator) -> None:
+        super().__init__(coordinator, DESCRIPTION)
+
+    async def async_press(self) -> None:
+        """Run the audit, then refresh the entities."""
+        try:
+            await self.coordinator.client.run_audit()
+        except HelperRequestError as err:
+            if err.code == "rate_limited":
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN,
+                    translation_key="audit_rate_limited",
+                    translation_placeholders={"seconds": str(err.retry_after or 30)},
+                ) from err
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="helper_refused",
+                translation_placeholders={
+                    "server": self.coordinator.config_entry.title,
+                    "code": err.code,
+                    "message": err.message,
+                },
+            ) from err
+        except HelperError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="bad_response", translation_placeholders={"error": str(err)}
+            ) from err
+        await self.coordinator.async_request_refresh()
