@@ -49,6 +49,7 @@ class HelperProcess:
     port: int = field(default_factory=free_port)
     token: str = TOKEN
     extra_config: str = ""
+    fixed_id: str | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -76,6 +77,10 @@ class HelperProcess:
             text = default_config_text(
                 token=self.token, log_path=str(self.log_path), database="state.db", port=self.port
             )
+            if self.fixed_id is not None:
+                text = "\n".join(
+                    f'id = "{self.fixed_id}"' if line.startswith("id = ") else line for line in text.splitlines()
+                )
             self.config_path.write_text(merge_sections(text, self.extra_config))
 
     def start(self) -> None:

@@ -107,6 +107,7 @@ class AuditConfig:
     docker_socket: str = "/var/run/docker.sock"
     accept: dict[str, str] = field(default_factory=dict)  # finding key → the owner's reason
     cooldown: int = 30  # seconds between audits asked for through the API
+    host: bool = True  # check this host's listening sockets (off when the helper runs in its own netns)
     proc_net: Path = Path("/proc/net")
 
 
@@ -208,6 +209,7 @@ SCHEMA = vol.Schema(
             vol.Optional("plex_token", default=""): str,
             vol.Optional("docker", default=True): bool,
             vol.Optional("cooldown", default=30): vol.All(int, vol.Range(min=0, max=3600)),
+            vol.Optional("host", default=True): bool,
             vol.Optional("docker_socket", default="/var/run/docker.sock"): _nonempty,
             vol.Optional("accept", default={}): {
                 vol.All(str, vol.Length(min=1, max=200)): vol.All(str, vol.Length(min=1, max=500))
@@ -272,6 +274,7 @@ def _audit(raw: dict[str, Any], resolve: Callable[[str], Path], log_path: Path) 
         docker_socket=raw["docker_socket"],
         accept=dict(raw["accept"]),
         cooldown=raw["cooldown"],
+        host=raw["host"],
     )
 
 

@@ -1,20 +1,58 @@
-"""Fixtures for the Home Assistant tests: a real HA core next to a real helper process."""
+"""Fixtures for the Home Assistant tests: a real HA core next to a real helper process.
+
+The audited helper sees a Plex emulator (served from the test's own event loop on loopback)
+and a fixed Preferences.xml, with Docker and host checks off, so its audit is deterministic
+and entity snapshots are stable.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
+from unittest.mock import PropertyMock, patch
 
 import pytest
+from aiohttp import web
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_SSL, CONF_TOKEN
+from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.plex_security.const import CONF_VERIFY_SSL, DOMAIN
-from tests.helperproc import HelperProcess
+from plex_security_helper.demo.plexemu import PlexState, create_plex_app
+from tests.helperproc import HelperProcess, free_port
+
+HELPER_ID = "0123456789abcdef0123456789abcdef"
+ENTRY_ID = "01JPLEXSECURITYTESTENTRY01"
+PLEX_TOKEN = "plex-owner-token-for-tests"
+PREFERENCES = (
+    '<Preferences allowedNetworks="192.168.1.0/24,198.51.100.0/24" logDebug="1" secureConnections="0"'
+    ' DisableTLSv1_0="1" RelayEnabled="0" GdmEnabled="0" PlexOnlineToken="{token}"/>'
+)
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots that know Home Assistant's types and leave out ids and timestamps."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components/plex_security."""
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Enable entities that are disabled by default (as core's fixture of the same name does)."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        return_value=True,
+        new_callable=PropertyMock,
+    ):
+        yield
 
 
 def entry_data(helper: HelperProcess, **overrides: Any) -> dict[str, Any]:
@@ -30,12 +68,57 @@ def entry_data(helper: HelperProcess, **overrides: Any) -> dict[str, Any]:
     return data
 
 
-@pytest.fixture
-def config_entry(helper: HelperProcess) -> MockConfigEntry:
-    """An entry for the running helper, not yet added to Home Assistant."""
+def make_entry(helper: HelperProcess, **options: Any) -> MockConfigEntry:
+    """An entry for *helper*, not yet added to Home Assistant."""
     return MockConfigEntry(
         domain=DOMAIN,
         title="Plex Security (127.0.0.1)",
         data=entry_data(helper),
         unique_id=helper.helper_id,
+        entry_id=ENTRY_ID,
+        options=options,
     )
+
+
+@pytest.fixture
+def config_entry(helper: HelperProcess) -> MockConfigEntry:
+    """An entry for the running helper, not yet added to Home Assistant."""
+    return make_entry(helper)
+
+
+@pytest.fixture
+async def plex(socket_enabled: None) -> AsyncIterator[tuple[PlexState, int]]:
+    """The Plex emulator on loopback: claimed, a vulnerable version, remote access mapped."""
+    state = PlexState(token=PLEX_TOKEN, version="1.43.2.9000-abc", claimed=True)
+    runner = web.AppRunner(create_plex_app(state))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield state, port
+    await runner.cleanup()
+
+
+def audited_helper(root: Path, plex_port: int, *, cooldown: int = 0) -> HelperProcess:
+    """A helper with a fixed id whose audit reads the emulator and a fixed Preferences.xml."""
+    proc = HelperProcess(
+        root,
+        fixed_id=HELPER_ID,
+        extra_config=(
+            f'[audit]\nplex_url = "http://127.0.0.1:{plex_port}"\nplex_token = "{PLEX_TOKEN}"\n'
+            f"docker = false\nhost = false\ncooldown = {cooldown}\n"
+        ),
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    prefs = root / "Preferences.xml"
+    prefs.write_text(PREFERENCES.format(token=PLEX_TOKEN))
+    prefs.chmod(0o600)
+    return proc
+
+
+@pytest.fixture
+async def audited(tmp_path: Path, plex: tuple[PlexState, int], hass: HomeAssistant) -> AsyncIterator[HelperProcess]:
+    """A started audited helper (stopped afterwards)."""
+    proc = audited_helper(tmp_path / "helper", plex[1])
+    await hass.async_add_executor_job(proc.start)
+    yield proc
+    await hass.async_add_executor_job(proc.stop)

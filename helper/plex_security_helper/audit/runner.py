@@ -99,8 +99,11 @@ class Auditor:
         report.not_checked["plex_tv"] = "shared users on plex.tv are not checked (offline by design)"
 
     async def _host(self, report: AuditReport) -> None:
-        sockets = await asyncio.to_thread(host.bound_sockets, self.config.proc_net)
-        report.findings += host.exposure_findings(sockets)
+        if self.config.host:
+            sockets = await asyncio.to_thread(host.bound_sockets, self.config.proc_net)
+            report.findings += host.exposure_findings(sockets)
+        else:
+            report.not_checked["host"] = "host socket checks are off in the configuration"
         enforcer = self.enforcer
         if enforcer is None:
             return
