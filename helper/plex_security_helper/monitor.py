@@ -178,7 +178,9 @@ class Monitor:
 
     async def wait_for_alert(self, after: int, timeout: float) -> None:
         """Return when an alert beyond *after* is stored, after *timeout* seconds, or at shutdown."""
-        if self.last_seq > after or timeout <= 0 or self._closing:
+        # A cursor ahead of the stream means this database was reset: answer now, so the client
+        # sees last_seq and starts over instead of waiting for numbers already handed out.
+        if self.last_seq != after or timeout <= 0 or self._closing:
             return
         async with self._new_alert:
             with contextlib.suppress(TimeoutError):
