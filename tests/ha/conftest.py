@@ -122,3 +122,17 @@ async def audited(tmp_path: Path, plex: tuple[PlexState, int], hass: HomeAssista
     await hass.async_add_executor_job(proc.start)
     yield proc
     await hass.async_add_executor_job(proc.stop)
+
+
+def state_of(hass: HomeAssistant, entity_id: str) -> str:
+    """The state string of an entity that must exist."""
+    state = hass.states.get(entity_id)
+    assert state is not None, entity_id
+    return state.state
+
+
+async def call_service(hass: HomeAssistant, service: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Call one of our services and return its response data."""
+    response: Any = await hass.services.async_call(DOMAIN, service, data, blocking=True, return_response=True)
+    assert isinstance(response, dict)
+    return response

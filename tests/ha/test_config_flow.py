@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
-from homeassistant.config_entries import SOURCE_USER
-from homeassistant.const import CONF_PORT, CONF_TOKEN
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_SSL, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.plex_security.const import DOMAIN
+from custom_components.plex_security.const import (
+    CONF_ATTACK_WINDOW,
+    CONF_LONG_POLL,
+    CONF_SCAN_INTERVAL,
+    CONF_VERIFY_SSL,
+    DOMAIN,
+)
 from tests.ha.conftest import entry_data
 from tests.helperproc import HelperProcess, free_port
 
@@ -86,3 +93,102 @@ async def test_user_flow_refuses_duplicate(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], entry_data(helper))
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+
+
+def _set_token(helper: HelperProcess, token: str) -> None:
+    """Give the helper a new token (as an owner editing helper.toml would) and restart it."""
+    helper.stop()
+    text = helper.config_path.read_text().replace(f'token = "{helper.token}"', f'token = "{token}"')
+    helper.config_path.write_text(text)
+    helper.token = token
+    helper.start()
+
+
+async def test_rejected_token_starts_reauth_and_a_new_token_fixes_it(
+    hass: HomeAssistant, helper: HelperProcess, config_entry: MockConfigEntry
+) -> None:
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    old = helper.token
+    await hass.async_add_executor_job(_set_token, helper, "a-brand-new-token-0123456789")
+    await config_entry.runtime_data.async_refresh()
+    await hass.async_block_till_done()
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [f["context"]["source"] for f in flows] == ["reauth"]
+    flow_id = flows[0]["flow_id"]
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_TOKEN: old})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_TOKEN: "a-brand-new-token-0123456789"})
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert config_entry.data[CONF_TOKEN] == "a-brand-new-token-0123456789"
+    assert config_entry.state is ConfigEntryState.LOADED
+
+
+async def test_reauth_against_another_helper_is_refused(
+    hass: HomeAssistant, helper: HelperProcess, config_entry: MockConfigEntry, tmp_path: Path
+) -> None:
+    config_entry.add_to_hass(hass)
+    other = HelperProcess(tmp_path / "other")
+    await hass.async_add_executor_job(other.start)
+    try:
+        hass.config_entries.async_update_entry(config_entry, data={**config_entry.data, CONF_PORT: other.port})
+        result = await config_entry.start_reauth_flow(hass)
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_TOKEN: other.token})
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "wrong_helper"
+    finally:
+        await hass.async_add_executor_job(other.stop)
+
+
+async def test_reconfigure_moves_to_a_new_port(
+    hass: HomeAssistant, helper: HelperProcess, config_entry: MockConfigEntry
+) -> None:
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    result = await config_entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    closed = free_port()
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: closed, CONF_SSL: False, CONF_VERIFY_SSL: True}
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    # The helper moves to another port; the entry follows it.
+    await hass.async_add_executor_job(helper.stop)
+    helper.config_path.write_text(helper.config_path.read_text().replace(f"port = {helper.port}", f"port = {closed}"))
+    helper.port = closed
+    await hass.async_add_executor_job(helper.start)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: closed, CONF_SSL: False, CONF_VERIFY_SSL: True}
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert config_entry.data[CONF_PORT] == closed
+    assert config_entry.state is ConfigEntryState.LOADED
+
+
+async def test_options_flow_sets_interval_long_poll_and_window(
+    hass: HomeAssistant, helper: HelperProcess, config_entry: MockConfigEntry
+) -> None:
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    result = await hass.config_entries.options.async_init(config_entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_SCAN_INTERVAL: 60, CONF_LONG_POLL: False, CONF_ATTACK_WINDOW: 30}
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert config_entry.options == {CONF_SCAN_INTERVAL: 60, CONF_LONG_POLL: False, CONF_ATTACK_WINDOW: 30}
+    # Saving reloaded the entry with the new options.
+    coordinator = config_entry.runtime_data
+    assert coordinator.update_interval is not None
+    assert coordinator.update_interval.total_seconds() == 60
+    assert coordinator.alerts.long_poll is False

@@ -1,0 +1,150 @@
+"""Repairs that appear and clear, the audit button, diagnostics, attack state and availability."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.plex_security.const import DOMAIN
+from plex_security_helper.demo.plexemu import PlexState
+from tests.ha.conftest import ENTRY_ID, PLEX_TOKEN, audited_helper, make_entry, state_of
+from tests.helperproc import HelperProcess
+from tests.plexlines import exchange, failed_login
+
+
+async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+def _issues(hass: HomeAssistant) -> set[str]:
+    return {issue.translation_key or "" for (domain, _), issue in ir.async_get(hass).issues.items() if domain == DOMAIN}
+
+
+async def _press_audit(hass: HomeAssistant) -> None:
+    await hass.services.async_call(
+        "button", "press", {"entity_id": "button.plex_security_127_0_0_1_run_audit_now"}, blocking=True
+    )
+    # The button asks for a refresh; a second one within the debouncer's 10 s would wait.
+    for entry in hass.config_entries.async_loaded_entries(DOMAIN):
+        await entry.runtime_data.async_refresh()
+    await hass.async_block_till_done()
+
+
+async def test_repairs_appear_and_clear_themselves(
+    hass: HomeAssistant, audited: HelperProcess, plex: tuple[PlexState, int]
+) -> None:
+    await _setup(hass, make_entry(audited))
+    assert _issues(hass) == {"allowed_networks_public", "vulnerable_version"}
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"vulnerable_version_{ENTRY_ID}")
+    assert issue is not None
+    assert issue.severity is ir.IssueSeverity.ERROR
+    assert issue.translation_placeholders == {"server": "Plex Security (127.0.0.1)", "version": "1.43.2.9000-abc"}
+
+    # The owner updates Plex and narrows allowedNetworks, but turns debug logging off and the
+    # server loses its claim while remote access stays mapped.
+    state, _ = plex
+    state.version = "1.43.3.10900-abc"
+    state.claimed = False
+    (audited.root / "Preferences.xml").write_text(
+        f'<Preferences allowedNetworks="192.168.1.0/24" logDebug="0" PlexOnlineToken="{PLEX_TOKEN}"/>'
+    )
+    await _press_audit(hass)
+    assert _issues(hass) == {"unclaimed_exposed", "monitor_blind"}
+    unclaimed = ir.async_get(hass).async_get_issue(DOMAIN, f"unclaimed_exposed_{ENTRY_ID}")
+    assert unclaimed is not None
+    assert unclaimed.severity is ir.IssueSeverity.CRITICAL
+
+    state.claimed = True
+    (audited.root / "Preferences.xml").write_text(
+        f'<Preferences allowedNetworks="192.168.1.0/24" logDebug="1" PlexOnlineToken="{PLEX_TOKEN}"/>'
+    )
+    await _press_audit(hass)
+    assert _issues(hass) == set()
+    assert state_of(hass, "binary_sensor.plex_security_127_0_0_1_vulnerable_plex_version") == "off"
+
+
+async def test_audit_button_says_when_the_helper_limits_it(
+    hass: HomeAssistant, tmp_path: Path, plex: tuple[PlexState, int]
+) -> None:
+    limited = audited_helper(tmp_path / "limited", plex[1], cooldown=30)
+    await hass.async_add_executor_job(limited.start)
+    try:
+        await _setup(hass, make_entry(limited))
+        with pytest.raises(HomeAssistantError) as err:
+            await _press_audit(hass)
+        assert err.value.translation_key == "audit_rate_limited"
+        assert 0 < int((err.value.translation_placeholders or {})["seconds"]) <= 30
+    finally:
+        await hass.async_add_executor_job(limited.stop)
+
+
+async def test_diagnostics_redact_tokens_and_user_names(
+    hass: HomeAssistant, audited: HelperProcess, hass_client: ClientSessionGenerator
+) -> None:
+    entry = make_entry(audited)
+    await _setup(hass, entry)
+    # alice signs in from home, then from a new network: a new-location alert naming her.
+    await hass.async_add_executor_job(audited.append, *exchange("192.0.2.10", 200, user="alice"))
+    await hass.async_add_executor_job(audited.append, *exchange("198.51.100.10", 200, user="alice"))
+    await hass.async_add_executor_job(
+        audited.wait_for, lambda s: (s["alerts"]["last"] or {}).get("kind") == "new_location"
+    )
+    await entry.runtime_data.async_refresh()
+    diagnostics: Any = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    text = str(diagnostics)
+    assert audited.token not in text
+    assert "alice" not in text
+    assert PLEX_TOKEN not in text
+    assert diagnostics["entry"]["data"]["token"] == "**REDACTED**"
+    assert diagnostics["status"]["alerts"]["last"]["detail"]["user"] == "**REDACTED**"
+    assert diagnostics["status"]["alerts"]["last"]["kind"] == "new_location"
+    assert diagnostics["alert_cursor"] is not None
+
+
+async def test_under_attack_and_last_attacker(hass: HomeAssistant, audited: HelperProcess) -> None:
+    entry = make_entry(audited)
+    await _setup(hass, entry)
+    assert state_of(hass, "binary_sensor.plex_security_127_0_0_1_under_attack") == "off"
+    lines = [line for port in range(40000, 40005) for line in failed_login("203.0.113.66", port=port)]
+    await hass.async_add_executor_job(audited.append, *lines)
+    await hass.async_add_executor_job(audited.wait_for, lambda s: s["alerts"]["count_24h"] == 1)
+    await entry.runtime_data.async_refresh()
+    await hass.async_block_till_done()
+    assert state_of(hass, "binary_sensor.plex_security_127_0_0_1_under_attack") == "on"
+    assert state_of(hass, "sensor.plex_security_127_0_0_1_last_attacker") == "203.0.113.66"
+    assert state_of(hass, "sensor.plex_security_127_0_0_1_failed_logins_24_h") == "5"
+    assert state_of(hass, "sensor.plex_security_127_0_0_1_active_bans") == "1"
+
+
+async def test_unavailable_then_available_logs_once_each(
+    hass: HomeAssistant, audited: HelperProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    entry = make_entry(audited)
+    await _setup(hass, entry)
+    coordinator = entry.runtime_data
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    await hass.async_add_executor_job(audited.stop)
+    for _ in range(3):
+        await coordinator.async_refresh()
+    assert state_of(hass, "sensor.plex_security_127_0_0_1_security_score") == "unavailable"
+    await hass.async_add_executor_job(audited.start)
+    for _ in range(2):
+        await coordinator.async_refresh()
+    await asyncio.sleep(0)
+    assert state_of(hass, "sensor.plex_security_127_0_0_1_security_score") == "9"
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("custom_components.plex_security")]
+    assert len([m for m in messages if m.startswith("Error fetching plex_security data")]) == 1
+    assert len([m for m in messages if m == "Fetching plex_security data recovered"]) == 1
