@@ -18,6 +18,7 @@ PARALLEL_UPDATES = 1
 DESCRIPTION = ButtonEntityDescription(
     key="run_audit", translation_key="run_audit", entity_category=EntityCategory.CONFIG
 )
+LIFT_DESCRIPTION = ButtonEntityDescription(key="lift_newest_ban", translation_key="lift_newest_ban")
 
 
 async def async_setup_entry(
@@ -26,7 +27,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the button of one helper."""
-    async_add_entities([PlexSecurityAuditButton(entry.runtime_data)])
+    async_add_entities([PlexSecurityAuditButton(entry.runtime_data), PlexSecurityLiftBanButton(entry.runtime_data)])
 
 
 class PlexSecurityAuditButton(PlexSecurityEntity, ButtonEntity):
@@ -60,3 +61,33 @@ class PlexSecurityAuditButton(PlexSecurityEntity, ButtonEntity):
                 translation_domain=DOMAIN, translation_key="bad_response", translation_placeholders={"error": str(err)}
             ) from err
         await self.coordinator.async_request_refresh()
+
+
+class PlexSecurityLiftBanButton(PlexSecurityEntity, ButtonEntity):
+    """Lifts the most recent active ban: the "that was my friend" button on a dashboard."""
+
+    def __init__(self, coordinator: PlexSecurityCoordinator) -> None:
+        super().__init__(coordinator, LIFT_DESCRIPTION)
+
+    async def async_press(self) -> None:
+        """Unban the newest ban the latest snapshot lists."""
+        recent = (self.coordinator.data.raw.get("bans") or {}).get("recent") or []
+        if not recent or not isinstance(recent[0], dict) or not recent[0].get("ip"):
+            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_active_ban")
+        try:
+            await self.coordinator.client.unban(str(recent[0]["ip"]))
+        except HelperRequestError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="helper_refused",
+                translation_placeholders={
+                    "server": self.coordinator.config_entry.title,
+                    "code": err.code,
+                    "message": err.message,
+                },
+            ) from err
+        except HelperError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="bad_response", translation_placeholders={"error": str(err)}
+            ) from err
+        await self.coordinator.async_refresh()

@@ -148,3 +148,33 @@ async def test_unavailable_then_available_logs_once_each(
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("custom_components.plex_security")]
     assert len([m for m in messages if m.startswith("Error fetching plex_security data")]) == 1
     assert len([m for m in messages if m == "Fetching plex_security data recovered"]) == 1
+
+
+async def test_removing_the_entry_forgets_its_cursor_and_issues(
+    hass: HomeAssistant, audited: HelperProcess, hass_storage: dict[str, Any]
+) -> None:
+    entry = make_entry(audited)
+    await _setup(hass, entry)
+    key = f"{DOMAIN}.{entry.entry_id}.alerts"
+    assert hass_storage[key]["data"] == {"cursor": 0}
+    assert _issues(hass)
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert key not in hass_storage
+    assert _issues(hass) == set()
+
+
+async def test_lift_newest_ban_button(hass: HomeAssistant, audited: HelperProcess) -> None:
+    entry = make_entry(audited)
+    await _setup(hass, entry)
+    button = "button.plex_security_127_0_0_1_lift_newest_ban"
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call("button", "press", {"entity_id": button}, blocking=True)
+    assert err.value.translation_key == "no_active_ban"
+    for ip in ("203.0.113.1", "203.0.113.2"):
+        await hass.services.async_call(DOMAIN, "ban_ip", {"ip": ip}, blocking=True)
+    await entry.runtime_data.async_refresh()
+    await hass.services.async_call("button", "press", {"entity_id": button}, blocking=True)
+    bans = (await hass.async_add_executor_job(audited.get, "/api/v1/bans"))["bans"]
+    assert [b["ip"] for b in bans] == ["203.0.113.1"]
+    assert state_of(hass, "sensor.plex_security_127_0_0_1_active_bans") == "1"
