@@ -23,6 +23,7 @@ from .config import ConfigError, DetectConfig, load_config, write_new_config
 from .demo.plexemu import PlexState, create_plex_app
 from .demo.traffic import TrafficWriter
 from .firewall.enforcer import Enforcer
+from .layouts import detect as detect_layouts
 from .logwatch.scan import scan_files
 
 DEFAULT_CONFIG = Path("/etc/plex-security/helper.toml")
@@ -34,8 +35,20 @@ def _cmd_init(args: argparse.Namespace) -> int:
     if path.exists():
         print(f"error: {path} exists; not overwriting it", file=sys.stderr)
         return 1
+    log_path = args.log_path
+    if log_path is None:
+        layouts = detect_layouts(docker_socket=args.docker_socket)
+        if layouts:
+            log_path = str(layouts[0].log_path)
+            others = ", ".join(f"{lay.kind} ({lay.plex_dir})" for lay in layouts[1:])
+            print(f"found Plex ({layouts[0].kind}): {layouts[0].plex_dir}" + (f"; also {others}" if others else ""))
+        else:
+            print("no Plex data folder found; set monitor.log_path in the file (or pass --log-path)")
+    database = args.database or (
+        "/var/lib/plex-security/plex-security.db" if path.parent == Path("/etc/plex-security") else None
+    )
     try:
-        token = write_new_config(path, log_path=args.log_path, host=args.host)
+        token = write_new_config(path, log_path=log_path, host=args.host, database=database)
     except OSError as err:
         print(f"error: cannot write {path}: {err.strerror}", file=sys.stderr)
         return 1
@@ -212,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     init.add_argument("--log-path", help="the Plex Media Server.log to follow (default: detected)")
     init.add_argument("--host", default="127.0.0.1", help="address the API listens on")
+    init.add_argument("--database", help="SQLite file (default: next to the config, or /var/lib/plex-security)")
+    init.add_argument("--docker-socket", default="/var/run/docker.sock", help="to find a Plex container's folder")
     init.set_defaults(func=_cmd_init)
 
     serve = sub.add_parser("serve", help="follow the log and serve the API")

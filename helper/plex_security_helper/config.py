@@ -420,13 +420,15 @@ retention_days = 30
 """
 
 
-def write_new_config(path: Path, *, log_path: str | None = None, host: str = "127.0.0.1") -> str:
+def write_new_config(
+    path: Path, *, log_path: str | None = None, host: str = "127.0.0.1", database: str | None = None
+) -> str:
     """Create a config file with a fresh token (mode 0600, never overwriting); return the token."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
     text = default_config_text(
         token=token,
         log_path=log_path or f"{detect_plex_dir()}/Logs/Plex Media Server.log",
-        database="plex-security.db",
+        database=database or "plex-security.db",
         host=host,
     )
     path.parent.mkdir(parents=True, exist_ok=True)

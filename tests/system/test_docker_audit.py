@@ -125,3 +125,17 @@ async def test_missing_engine_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "not-a-socket.sock").write_text("")
     with unix_sockets_allowed(), pytest.raises(DockerUnavailable, match="Docker engine at"):
         await audit_docker(str(tmp_path / "not-a-socket.sock"))
+
+
+def test_init_finds_a_plex_container_and_its_config_folder(engine: Engine, tmp_path: Path) -> None:
+    from plex_security_helper.layouts import IN_LIBRARY, docker_layouts
+
+    config = tmp_path / "plex config"
+    config.mkdir()
+    engine.docker("tag", "plexsec/busybox:test", "plexinc/pms-docker:latest")
+    engine.docker(
+        "create", "--name", "pms", "--network", "none", "-v", f"{config}:/config", "plexinc/pms-docker:latest", "true"
+    )
+    with unix_sockets_allowed():
+        found = asyncio.run(docker_layouts(engine.socket))
+    assert [(lay.kind, lay.plex_dir) for lay in found] == [("docker:plexinc/pms-docker:latest", config / IN_LIBRARY)]
