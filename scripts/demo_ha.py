@@ -118,9 +118,15 @@ def check(args: argparse.Namespace) -> None:
     found: dict[str, str] = {}
     while time.monotonic() < deadline:
         states = call(base, "GET", "/api/states", token=access)
-        found = {s["entity_id"]: s["state"] for s in states if s["entity_id"].startswith("sensor.plex_security")}
+        found = {
+            s["entity_id"]: s["state"]
+            for s in states
+            if s["entity_id"].split(".", 1)[1].startswith("plex_security")
+            and s["entity_id"].split(".", 1)[0] in ("sensor", "event")
+        }
         failed = [v for k, v in found.items() if k.endswith("failed_logins_24_h")]
-        if failed and failed[0] not in ("unknown", "unavailable", "0"):
+        events = [v for k, v in found.items() if k.startswith("event.")]
+        if failed and failed[0] not in ("unknown", "unavailable", "0") and events and events[0] != "unknown":
             for entity_id, state in sorted(found.items()):
                 print(f"  {entity_id} = {state}")
             return

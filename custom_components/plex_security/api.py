@@ -56,6 +56,7 @@ class Snapshot:
     alerts_24h: int
     last_alert_seq: int
     last_alert: dict[str, Any] | None
+    last_attack: dict[str, Any] | None
     lines_per_minute: int
     following: bool
     debug_logging_seen: bool
@@ -83,6 +84,7 @@ class Snapshot:
                 alerts_24h=int(alerts["count_24h"]),
                 last_alert_seq=int(alerts["last_seq"]),
                 last_alert=alerts.get("last") if isinstance(alerts.get("last"), dict) else None,
+                last_attack=alerts.get("last_attack") if isinstance(alerts.get("last_attack"), dict) else None,
                 lines_per_minute=int(monitor.get("lines_per_minute", 0)),
                 following=bool(monitor["following"]),
                 debug_logging_seen=bool(monitor["debug_logging_seen"]),

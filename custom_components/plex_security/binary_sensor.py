@@ -37,7 +37,7 @@ def _config_problem(s: Snapshot, _: float) -> bool | None:
 
 
 def _under_attack(s: Snapshot, window: float) -> bool:
-    when = s.last_alert.get("time") if s.last_alert else None
+    when = s.last_attack.get("time") if s.last_attack else None
     return isinstance(when, (int, float)) and time.time() - float(when) < window
 
 

@@ -38,7 +38,7 @@ def _last_alert_time(s: Snapshot) -> datetime | None:
 
 
 def _last_attacker(s: Snapshot) -> str | None:
-    ip = s.last_alert.get("ip") if s.last_alert else None
+    ip = s.last_attack.get("ip") if s.last_attack else None
     return str(ip) if ip else None
 
 

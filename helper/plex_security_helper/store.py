@@ -225,10 +225,16 @@ class Store:
         ).fetchone()[0]
         row = self._db.execute("SELECT MAX(seq) FROM alerts WHERE kind NOT IN ('banned', 'unbanned')").fetchone()
         last = self.alerts_after(row[0] - 1, 1) if row and row[0] else []
+        # The newest alert that judged an address hostile (a user's new location is not an attack).
+        attack = self._db.execute(
+            "SELECT MAX(seq) FROM alerts WHERE kind IN ('failed_login_burst', 'probe', 'scan', 'flood')"
+        ).fetchone()
+        last_attack = self.alerts_after(attack[0] - 1, 1) if attack and attack[0] else []
         return {
             "last_seq": last_seq,
             "count_24h": recent,
             "last": last[0].as_json() if last else None,
+            "last_attack": last_attack[0].as_json() if last_attack else None,
         }
 
     def purge(self, before: float, max_failed_auth: int) -> int:

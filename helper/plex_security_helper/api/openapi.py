@@ -239,6 +239,7 @@ _STATUS: dict[str, Any] = {
                 "last_seq": {"type": "integer"},
                 "count_24h": {"type": "integer"},
                 "last": {**_ALERT, "nullable": True},
+                "last_attack": {**_ALERT, "nullable": True},
             },
         },
         "plex": _PLEX_SECTION,

@@ -1,8 +1,9 @@
 """Write real-format Plex log lines of a small server's day, compressed into minutes.
 
 Normal users stream and browse (signed in, from home and from the internet), a LAN TV
-polls, Plexamp makes its benign token-less requests, a brute forcer tries passwords and a
-scanner probes for admin paths. Times are the host's local time, as Plex writes them.
+polls, Plexamp makes its benign token-less requests, a user shows up from a network she never
+used, a brute forcer tries passwords and a scanner probes for admin paths. Times are the
+host's local time, as Plex writes them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ USERS = [("192.0.2.10", "alice"), ("192.0.2.23", "bob"), ("198.51.100.40", "caro
 LAN = [("192.168.1.20", "livingroom-tv")]
 BRUTE_FORCERS = ["203.0.113.66", "2001:db8:bad::1"]
 SCANNERS = ["198.51.100.99"]
+# alice, travelling: a signed-in user from a network she never used (a new-location alert).
+TRAVELLER = ("203.0.113.200", "alice")
 OK_PATHS = [
     "/library/sections",
     "/hubs/search?query=the+office&limit=30",
@@ -70,6 +73,9 @@ class TrafficWriter:
             # Plexamp and expired tokens: benign 401s from real users' addresses.
             ip, _ = self.rnd.choice(USERS)
             return self.exchange(ip, "WAN", 401, "/:/timeline?ratingKey=123&state=stopped")
+        if roll < 0.80:
+            ip, user = TRAVELLER
+            return self.exchange(ip, "WAN", 200, self.rnd.choice(OK_PATHS), user)
         if roll < 0.93:
             return self.exchange(self.rnd.choice(BRUTE_FORCERS), "WAN", 401, "/library/sections")
         return self.exchange(self.rnd.choice(SCANNERS), "WAN", 404, self.rnd.choice(PROBE_PATHS))
