@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
@@ -52,10 +52,12 @@ async def test_each_alert_fires_once_across_a_restart(
 ) -> None:
     events: list[Event] = async_capture_events(hass, EVENT_SUSPICIOUS_ACCESS)
     fired: list[tuple[str, str]] = []  # (state = time of the event, event type): one per real event
-    entry = make_entry(audited, **{CONF_LONG_POLL: long_poll, CONF_SCAN_INTERVAL: 10})
+    # Polling every second in the test (the options flow allows 10 s and more).
+    entry = make_entry(audited, **{CONF_LONG_POLL: long_poll, CONF_SCAN_INTERVAL: 1})
     await _setup(hass, entry)
     entity_id = _event_entity(hass)
 
+    @callback
     def record(event: Event) -> None:
         new = event.data["new_state"]
         if event.data["entity_id"] != entity_id or new is None or new.state in ("unavailable", "unknown"):
@@ -64,8 +66,6 @@ async def test_each_alert_fires_once_across_a_restart(
             fired.append((new.state, new.attributes["event_type"]))
 
     hass.bus.async_listen("state_changed", record)
-    if not long_poll:
-        entry.runtime_data.alerts.interval = 0.1  # poll fast in the test
 
     await hass.async_add_executor_job(_attack, audited, "203.0.113.9", 40000)
     await _until(lambda: len(events) == 2)  # the burst, and the (recorded) ban it led to
@@ -88,8 +88,6 @@ async def test_each_alert_fires_once_across_a_restart(
     await hass.async_add_executor_job(audited.wait_for, lambda s: s["alerts"]["last_seq"] >= 4)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    if not long_poll:
-        entry.runtime_data.alerts.interval = 0.1
     await _until(lambda: len(events) == 4)
     await asyncio.sleep(0.5)  # nothing more arrives: no alert is fired twice
     assert [(e.data["type"], e.data["ip"]) for e in events][2:] == [
