@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import time
 from collections.abc import AsyncIterator
 
@@ -25,7 +26,14 @@ def create_app(config: Config) -> web.Application:
     """Build the application; the monitor starts and stops with it."""
     monitor = Monitor(config)
     app = web.Application(
-        middlewares=[error_middleware, token_middleware(config.api.token, monitor.enforcer.policy.protect_address)],
+        middlewares=[
+            error_middleware,
+            token_middleware(
+                config.api.token,
+                monitor.enforcer.policy.protect_address,
+                clients=tuple(ipaddress.ip_network(c) for c in config.api.clients),
+            ),
+        ],
         client_max_size=MAX_BODY,
     )
     app[MONITOR_KEY] = monitor

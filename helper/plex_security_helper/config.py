@@ -31,6 +31,7 @@ class ApiConfig:
     host: str
     port: int
     token: str
+    clients: tuple[str, ...] = ()  # when set, only these addresses/networks may call the API
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,7 @@ SCHEMA = vol.Schema(
             vol.Optional("host", default="127.0.0.1"): _nonempty,
             vol.Optional("port", default=DEFAULT_PORT): vol.All(int, vol.Range(min=1, max=65535)),
             vol.Required("token"): _token,
+            vol.Optional("clients", default=[]): [_network],
         },
         vol.Required("monitor"): {
             vol.Required("log_path"): _nonempty,
@@ -237,7 +239,12 @@ def parse_config(raw: dict[str, Any], base_dir: Path) -> Config:
 
     return Config(
         helper_id=data["helper"]["id"],
-        api=ApiConfig(host=data["api"]["host"], port=data["api"]["port"], token=data["api"]["token"]),
+        api=ApiConfig(
+            host=data["api"]["host"],
+            port=data["api"]["port"],
+            token=data["api"]["token"],
+            clients=tuple(data["api"]["clients"]),
+        ),
         monitor=MonitorConfig(
             log_path=resolve(data["monitor"]["log_path"]),
             poll_interval=data["monitor"]["poll_interval"],
@@ -350,6 +357,8 @@ host = {_toml_str(host)}
 port = {port}
 # Bearer token Home Assistant must present. Keep this file mode 0600.
 token = {_toml_str(token)}
+# Only these addresses may call the API at all (e.g. ["192.168.1.10"], Home Assistant); empty: any.
+clients = []
 
 [monitor]
 # The live Plex log. Plex writes access lines only with "Enable debug logging" on.

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
+from pathlib import Path
 from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
 
+from plex_security_helper.api.auth import BLOCK, MAX_FAILURES, WINDOW, BadTokenThrottle
 from tests.helper.contract import validate_response
 from tests.helperproc import HelperProcess
 from tests.plexlines import exchange, failed_login
@@ -149,3 +153,61 @@ def test_restart_keeps_position_and_sequence(helper: HelperProcess) -> None:
         (3, "failed_login_burst", "198.51.100.20"),
         (4, "banned", "198.51.100.20"),
     ]
+
+
+def test_wrong_tokens_are_throttled_then_blocked(helper: HelperProcess) -> None:
+    for _ in range(MAX_FAILURES - 1):
+        assert _error(helper, "/api/v1/status", token="wrong-token-wrong-token")[0] == 401
+    assert helper.get("/api/v1/status")["helper"]["id"]  # the right token still works
+    assert _error(helper, "/api/v1/status", token="wrong-token-wrong-token")[0] == 401
+    code, body = _error(helper, "/api/v1/status")  # now even the right token waits
+    assert (code, body["error"]) == (429, "too_many_failures")
+    assert helper.get("/api/v1/health", auth=False)["status"] == "ok"
+    assert "blocked for 600 s" in helper.stderr()
+    assert helper.token not in helper.stderr()
+
+
+def test_throttle_counts_per_address_in_a_window_and_forgets() -> None:
+    now = [1000.0]
+    throttle = BadTokenThrottle(clock=lambda: now[0])
+    for _ in range(MAX_FAILURES - 1):
+        throttle.failed("203.0.113.1")
+    now[0] += WINDOW + 1  # the old guesses leave the window
+    throttle.failed("203.0.113.1")
+    assert throttle.blocked_for("203.0.113.1") == 0
+    for _ in range(MAX_FAILURES):
+        throttle.failed("203.0.113.2")
+    assert throttle.blocked_for("203.0.113.2") == int(BLOCK) + 1
+    assert throttle.blocked_for("203.0.113.3") == 0
+    now[0] += BLOCK + 1
+    assert throttle.blocked_for("203.0.113.2") == 0
+
+
+def test_client_allow_list_refuses_everyone_else(tmp_path: Path, socket_enabled: None) -> None:
+    proc = HelperProcess(tmp_path / "h", extra_config='[api]\nclients = ["192.0.2.10"]\n')
+    proc.write_config()
+    # [api] was replaced wholesale: put the rest of it back.
+    text = proc.config_path.read_text().replace(
+        '[api]\nclients = ["192.0.2.10"]\n',
+        f'[api]\nhost = "127.0.0.1"\nport = {proc.port}\ntoken = "{proc.token}"\nclients = ["192.0.2.10"]\n',
+    )
+    proc.config_path.write_text(text)
+    proc.log_path.touch()
+    proc.proc = subprocess.Popen(
+        [sys.executable, "-m", "plex_security_helper.cli", "serve", "--config", str(proc.config_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                code, body = _error(proc, "/api/v1/status")
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert (code, body["error"]) == (403, "client_not_allowed")
+        assert _error(proc, "/api/v1/health", auth=False)[0] == 403
+    finally:
+        proc.stop()

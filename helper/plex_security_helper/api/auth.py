@@ -1,35 +1,113 @@
-"""Bearer-token authentication: every route but ``/health`` needs the token."""
+"""Bearer-token authentication: every route but ``/health`` needs the token.
+
+Guessing is throttled: an address that presents a wrong token ``MAX_FAILURES`` times within
+``WINDOW`` seconds gets 429 for ``BLOCK`` seconds, whatever it presents (logged once per
+block). An optional client allow-list refuses everyone else before any token is looked at.
+"""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+import ipaddress
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from .errors import json_error
 
+_LOGGER = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset({"/api/v1/health"})
+MAX_FAILURES = 10
+WINDOW = 60.0
+BLOCK = 600.0
+MAX_TRACKED = 10_000
+
+type Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def token_middleware(token: str, on_client: Callable[[str], None] | None = None) -> Middleware:
+class BadTokenThrottle:
+    """Per-address count of wrong tokens; bounded memory under a spray of addresses."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._blocked: dict[str, float] = {}
+
+    def blocked_for(self, address: str) -> int:
+        """Seconds this address stays blocked (0: not blocked)."""
+        until = self._blocked.get(address)
+        if until is None:
+            return 0
+        left = until - self._clock()
+        if left <= 0:
+            del self._blocked[address]
+            return 0
+        return int(left) + 1
+
+    def failed(self, address: str) -> None:
+        """Count one wrong token; block the address when it guessed too often."""
+        now = self._clock()
+        times = self._failures.pop(address, None) or deque()
+        times.append(now)
+        while times and times[0] < now - WINDOW:
+            times.popleft()
+        self._failures[address] = times
+        while len(self._failures) > MAX_TRACKED:
+            self._failures.popitem(last=False)
+        if len(times) >= MAX_FAILURES and address not in self._blocked:
+            self._blocked[address] = now + BLOCK
+            del self._failures[address]
+            _LOGGER.warning(
+                "%d wrong API tokens from %s within %.0f s: blocked for %.0f s", len(times), address, WINDOW, BLOCK
+            )
+
+
+def _allowed(address: str, clients: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in clients)
+
+
+def token_middleware(
+    token: str,
+    on_client: Callable[[str], None] | None = None,
+    clients: Sequence[Network] = (),
+    throttle: BadTokenThrottle | None = None,
+) -> Middleware:
     """Build a middleware that compares the presented token in constant time.
 
     *on_client* learns the address of every client that presented the right token: that is
     Home Assistant, the helper's management path, which must never be banned.
     """
     expected = f"Bearer {token}".encode()
+    guard = throttle or BadTokenThrottle()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        remote = request.remote or ""
+        if clients and not _allowed(remote, clients):
+            return json_error(403, "client_not_allowed", "this address may not use the API")
         if request.path in PUBLIC_PATHS and request.method in ("GET", "HEAD"):
             return await handler(request)
+        wait = guard.blocked_for(remote)
+        if wait:
+            return json_error(
+                429, "too_many_failures", f"too many wrong tokens; try again in {wait} s", **{"Retry-After": str(wait)}
+            )
         presented = request.headers.get("Authorization", "").encode("utf-8", "replace")
         if not hmac.compare_digest(presented, expected):
+            guard.failed(remote)
             return json_error(401, "unauthorized", "missing or invalid bearer token", **{"WWW-Authenticate": "Bearer"})
-        if on_client is not None and request.remote:
-            on_client(request.remote)
+        if on_client is not None and remote:
+            on_client(remote)
         return await handler(request)
 
     return middleware
