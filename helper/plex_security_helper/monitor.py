@@ -67,6 +67,12 @@ class Monitor:
         self._committed = position
         self._follower = LogFollower(self._config.monitor.log_path, position, backfill=self._config.monitor.backfill)
         summary = await self.run_in_worker(store.alert_summary, time.time() - DAY)
+        # Nothing learnt is lost to a restart: users' networks, and failures still in their window.
+        networks = await self.run_in_worker(store.user_networks)
+        since = time.time() - self._config.detect.failed_auth_window
+        recent = await self.run_in_worker(store.failures_since, since)
+        quiet = await self.run_in_worker(store.alert_keys_since, since)
+        self._detector.restore(networks, recent, quiet)
         # Bans come back before the first new line is judged, with their remaining time.
         await self.run_in_worker(self.enforcer.start, store, time.time())
         self.last_seq = int(summary["last_seq"])
@@ -111,7 +117,7 @@ class Monitor:
             if event is not None:
                 self._detector.feed(event, verdicts)
         position = self._follower.position
-        stored = self._store.commit_batch(verdicts.failures, verdicts.alerts, position)
+        stored = self._store.commit_batch(verdicts.failures, verdicts.alerts, position, verdicts.learned)
         self._committed = position
         if stored:
             now = time.time()

@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS bans (
     lifted REAL
 );
 CREATE INDEX IF NOT EXISTS bans_expires ON bans (expires);
+CREATE TABLE IF NOT EXISTS user_networks (
+    user TEXT NOT NULL, network TEXT NOT NULL, first_seen REAL NOT NULL, PRIMARY KEY (user, network)
+);
 CREATE TABLE IF NOT EXISTS allows (target TEXT PRIMARY KEY, reason TEXT NOT NULL, created REAL NOT NULL);
 """
 
@@ -149,7 +152,11 @@ class Store:
         return Position(inode=int(data["inode"]), offset=int(data["offset"]))
 
     def commit_batch(
-        self, failures: Iterable[FailedAuth], alerts: list[Alert], position: Position | None
+        self,
+        failures: Iterable[FailedAuth],
+        alerts: list[Alert],
+        position: Position | None,
+        learned: Iterable[tuple[str, str, float]] = (),
     ) -> list[Alert]:
         """Record a batch of derived facts and the position after it atomically; return stored alerts."""
         stored: list[Alert] = []
@@ -159,6 +166,7 @@ class Store:
                 "INSERT INTO failed_auth (ip, ts, path) VALUES (?, ?, ?)",
                 ((f.ip, f.time, f.path) for f in failures),
             )
+            self._db.executemany("INSERT OR IGNORE INTO user_networks VALUES (?, ?, ?)", learned)
             for alert in alerts:
                 cur = self._db.execute(
                     "INSERT INTO alerts (kind, ip, ts, first_seen, last_seen, count, score, detail)"
@@ -319,3 +327,16 @@ class Store:
         """Remove a run-time allow-list entry; False when there was none."""
         with self._db:
             return self._db.execute("DELETE FROM allows WHERE target = ?", (target,)).rowcount > 0
+
+    def user_networks(self) -> list[tuple[str, str]]:
+        """Every (user, network) a signed-in user was seen from."""
+        return [(r[0], r[1]) for r in self._db.execute("SELECT user, network FROM user_networks")]
+
+    def failures_since(self, since: float) -> list[tuple[str, float]]:
+        """(address, time) of the failed logins since *since*, for the detector's windows."""
+        return [(r[0], r[1]) for r in self._db.execute("SELECT ip, ts FROM failed_auth WHERE ts >= ?", (since,))]
+
+    def alert_keys_since(self, since: float) -> list[tuple[str, str, float, str]]:
+        """(kind, ip, time, user) of the alerts since *since*, for the detector's quiet periods."""
+        rows = self._db.execute("SELECT kind, ip, ts, detail FROM alerts WHERE ts >= ?", (since,))
+        return [(r[0], r[1], r[2], str(json.loads(r[3]).get("user", "") or "")) for r in rows]

@@ -211,3 +211,27 @@ def test_client_allow_list_refuses_everyone_else(tmp_path: Path, socket_enabled:
         assert _error(proc, "/api/v1/health", auth=False)[0] == 403
     finally:
         proc.stop()
+
+
+def test_a_restart_forgets_nothing_the_detector_learnt(helper: HelperProcess) -> None:
+    # alice's home network is learnt; three failures from an attacker start a window.
+    helper.append(*exchange("192.0.2.10", 200, user="alice"))
+    for i in range(3):
+        helper.append(*failed_login("203.0.113.50", port=44000 + i))
+    for i in range(5):
+        helper.append(*failed_login("203.0.113.51", port=45000 + i))
+    helper.wait_for(lambda s: s["failed_logins"]["total"] == 8)
+    before = helper.get("/api/v1/alerts?after=0")["alerts"]
+    assert [(a["kind"], a["ip"]) for a in before if a["kind"] != "banned"] == [("failed_login_burst", "203.0.113.51")]
+    helper.stop()
+    helper.start()
+    # After the restart: alice from a new network is news; two more failures complete the burst;
+    # one more failure from the address already reported is not a second alert.
+    helper.append(*exchange("198.51.100.10", 200, user="alice"))
+    for i in range(2):
+        helper.append(*failed_login("203.0.113.50", port=44100 + i))
+    helper.append(*failed_login("203.0.113.51", port=45100))
+    helper.wait_for(lambda s: s["failed_logins"]["total"] == 11)
+    after = helper.get(f"/api/v1/alerts?after={before[-1]['seq']}")["alerts"]
+    kinds = [(a["kind"], a["ip"]) for a in after if a["kind"] != "banned"]
+    assert kinds == [("new_location", "198.51.100.10"), ("failed_login_burst", "203.0.113.50")]

@@ -11,6 +11,7 @@ import functools
 import ipaddress
 import re
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..config import DetectConfig
@@ -134,6 +135,7 @@ class Verdicts:
 
     failures: list[FailedAuth] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    learned: list[tuple[str, str, float]] = field(default_factory=list)  # (user, network, time)
 
 
 # Alert kinds whose verdict is "ban": the address is hostile. The others inform.
@@ -156,6 +158,28 @@ class Detector:
                 self._expire()
             src = self._sources[key] = _Source()
         return src
+
+    def restore(
+        self,
+        networks: list[tuple[str, str]],
+        failures: list[tuple[str, float]],
+        alerts: Sequence[tuple[str, str, float, str]] = (),
+    ) -> None:
+        """Pick up after a restart.
+
+        Users' known networks, recent failures in their windows, and the quiet period of recent
+        alerts (so a burst that was reported is not reported again).
+        """
+        for user, net in networks:
+            self._user_networks.setdefault(user, set()).add(net)
+        for ip, when in sorted(failures, key=lambda f: f[1]):
+            src = self._source(source_key(ip))
+            src.failures.append(when)
+            src.last_seen = max(src.last_seen, when)
+        for kind, ip, when, user in alerts:
+            src = self._source(source_key(ip))
+            key = f"{kind}:{user}"
+            src.quiet_until[key] = max(src.quiet_until.get(key, 0.0), when + self._window)
 
     def feed(self, event: HttpEvent, out: Verdicts) -> None:
         """Add one event's consequences to *out*."""
@@ -243,6 +267,7 @@ class Detector:
             return
         first = not known
         known.add(net)
+        out.learned.append((event.user, net, event.time))
         if first:
             return  # the first address a user is seen from is learnt, not reported
         src = self._source(source_key(event.ip))
