@@ -14,7 +14,7 @@ from .api.audit import routes as audit_routes
 from .api.auth import token_middleware
 from .api.bans import routes as ban_routes
 from .api.errors import error_middleware
-from .api.routes import AUDITOR_KEY, HELPER_ID_KEY, MONITOR_KEY, STARTED_KEY, routes
+from .api.routes import AUDITOR_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
 from .audit.runner import Auditor, schedule
 from .config import Config
 from .monitor import Monitor
@@ -32,6 +32,7 @@ def create_app(config: Config) -> web.Application:
                 config.api.token,
                 monitor.enforcer.policy.protect_address,
                 clients=tuple(ipaddress.ip_network(c) for c in config.api.clients),
+                throttling=config.api.throttle,
             ),
         ],
         client_max_size=MAX_BODY,
@@ -40,6 +41,7 @@ def create_app(config: Config) -> web.Application:
     auditor = Auditor(config.audit, monitor.enforcer)
     app[AUDITOR_KEY] = auditor
     app[HELPER_ID_KEY] = config.helper_id
+    app[MAX_WAIT_KEY] = config.api.max_wait
     app[STARTED_KEY] = time.time()
     app.add_routes(routes)
     app.add_routes(ban_routes)

@@ -58,6 +58,23 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_bad_requests(record: logging.LogRecord) -> bool:
+    """Malformed HTTP from a client is its problem: one line, no traceback for it to fill the log with."""
+    if record.exc_info and type(record.exc_info[1]).__name__ in (
+        "BadHttpMessage",
+        "BadStatusLine",
+        "LineTooLong",
+        "InvalidHeader",
+        "BadHttpMethod",
+    ):
+        record.msg = f"malformed HTTP request refused: {record.exc_info[1]}".replace("\n", " ")[:300]
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+    return True
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
@@ -69,6 +86,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(_quiet_bad_requests)
     web.run_app(
         create_app(config),
         host=config.api.host,

@@ -32,6 +32,8 @@ class ApiConfig:
     port: int
     token: str
     clients: tuple[str, ...] = ()  # when set, only these addresses/networks may call the API
+    throttle: bool = True  # block an address after repeated wrong tokens
+    max_wait: int = 60  # longest long-poll /alerts accepts, in seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +187,8 @@ SCHEMA = vol.Schema(
             vol.Optional("port", default=DEFAULT_PORT): vol.All(int, vol.Range(min=1, max=65535)),
             vol.Required("token"): _token,
             vol.Optional("clients", default=[]): [_network],
+            vol.Optional("throttle", default=True): bool,
+            vol.Optional("max_wait", default=60): vol.All(int, vol.Range(min=1, max=300)),
         },
         vol.Required("monitor"): {
             vol.Required("log_path"): _nonempty,
@@ -244,6 +248,8 @@ def parse_config(raw: dict[str, Any], base_dir: Path) -> Config:
             port=data["api"]["port"],
             token=data["api"]["token"],
             clients=tuple(data["api"]["clients"]),
+            throttle=data["api"]["throttle"],
+            max_wait=data["api"]["max_wait"],
         ),
         monitor=MonitorConfig(
             log_path=resolve(data["monitor"]["log_path"]),

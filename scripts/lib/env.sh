@@ -53,3 +53,17 @@ ensure_debs() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# A separate venv for a tool whose dependencies must not meet Home Assistant's pins
+# (schemathesis wants a newer pytest than pytest-homeassistant-custom-component allows).
+ensure_tool_venv() {
+    local dir="$1" spec="$2" py
+    if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.spec" 2>/dev/null)" = "$spec" ]; then
+        return 0
+    fi
+    py=$(find_python313)
+    rm -rf "$dir"
+    "$py" -m venv "$dir"
+    "$dir/bin/python" -m pip install --quiet "$spec"
+    echo "$spec" >"$dir/.spec"
+}

@@ -81,6 +81,7 @@ def token_middleware(
     on_client: Callable[[str], None] | None = None,
     clients: Sequence[Network] = (),
     throttle: BadTokenThrottle | None = None,
+    throttling: bool = True,
 ) -> Middleware:
     """Build a middleware that compares the presented token in constant time.
 
@@ -97,14 +98,15 @@ def token_middleware(
             return json_error(403, "client_not_allowed", "this address may not use the API")
         if request.path in PUBLIC_PATHS and request.method in ("GET", "HEAD"):
             return await handler(request)
-        wait = guard.blocked_for(remote)
+        wait = guard.blocked_for(remote) if throttling else 0
         if wait:
             return json_error(
                 429, "too_many_failures", f"too many wrong tokens; try again in {wait} s", **{"Retry-After": str(wait)}
             )
         presented = request.headers.get("Authorization", "").encode("utf-8", "replace")
         if not hmac.compare_digest(presented, expected):
-            guard.failed(remote)
+            if throttling:
+                guard.failed(remote)
             return json_error(401, "unauthorized", "missing or invalid bearer token", **{"WWW-Authenticate": "Bearer"})
         if on_client is not None and remote:
             on_client(remote)

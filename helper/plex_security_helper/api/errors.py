@@ -34,7 +34,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = _CODES.get(exc.status, "http_error")
         message = exc.text if exc.content_type == "text/plain" and exc.text else exc.reason
-        return json_error(exc.status, code, message or exc.reason)
+        # Keep the headers that tell the client what to do next (405's Allow, 429's Retry-After).
+        keep = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        return json_error(exc.status, code, message or exc.reason, **keep)
     except Exception:
         _LOGGER.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal_error", "internal error; see the helper's log")

@@ -506,3 +506,25 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+
+def _with_common_errors(doc: dict[str, Any]) -> dict[str, Any]:
+    """Every operation can also answer these (middlewares run before any handler)."""
+    common = {
+        "400": _json(_ERROR, "Invalid request"),
+        "401": _UNAUTHORIZED,
+        "403": _json(_ERROR, "The client address is not in the API's allow-list"),
+        "405": _json(_ERROR, "Method not allowed (Allow lists the methods)"),
+        "413": _json(_ERROR, "Body too large"),
+        "429": _json(_ERROR, "Too many wrong tokens from this address, or an audit ran moments ago"),
+    }
+    for path, item in doc["paths"].items():
+        for operation in item.values():
+            for code, response in common.items():
+                if path == "/api/v1/health" and code in ("401", "429"):
+                    continue
+                operation["responses"].setdefault(code, response)
+    return doc
+
+
+_with_common_errors(OPENAPI)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -19,7 +20,7 @@ HELPER_ID_KEY = web.AppKey("helper_id", str)
 STARTED_KEY = web.AppKey("started", float)
 
 MAX_ALERTS = 500
-MAX_WAIT = 60.0
+MAX_WAIT_KEY = web.AppKey("max_wait", int)
 routes = web.RouteTableDef()
 
 
@@ -90,7 +91,7 @@ async def alerts(request: web.Request) -> web.Response:
     try:
         after = _int_param(request, "after", 0, 0, 2**62)
         limit = _int_param(request, "limit", 100, 1, MAX_ALERTS)
-        wait = _int_param(request, "wait", 0, 0, int(MAX_WAIT))
+        wait = _int_param(request, "wait", 0, 0, request.app[MAX_WAIT_KEY])
     except QueryError as err:
         return json_error(400, "invalid_query", str(err))
     monitor = request.app[MONITOR_KEY]
@@ -101,5 +102,9 @@ async def alerts(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    """The machine-readable contract."""
-    return web.json_response(OPENAPI)
+    """The machine-readable contract (with this helper's long-poll limit)."""
+    doc = copy.deepcopy(OPENAPI)
+    for param in doc["paths"]["/api/v1/alerts"]["get"]["parameters"]:
+        if param["name"] == "wait":
+            param["schema"]["maximum"] = request.app[MAX_WAIT_KEY]
+    return web.json_response(doc)
