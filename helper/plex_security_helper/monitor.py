@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from .config import Config
@@ -26,6 +27,17 @@ DAY = 86_400.0
 PURGE_INTERVAL = 3600.0
 RECONCILE_INTERVAL = 30.0
 MAX_FAILED_AUTH_ROWS = 2_000_000
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one read produced, until it is committed."""
+
+    verdicts: Verdicts
+    lines: int
+    access: int = 0
+    last_time: float | None = None
+    position: Position | None = None
 
 
 class Monitor:
@@ -53,6 +65,7 @@ class Monitor:
         self._rate_window: list[tuple[float, int]] = []
         self._committed: Position | None = None
         self._closing = False
+        self._pending: _Batch | None = None
 
     async def run_in_worker[T](self, func: Callable[..., T], *args: Any) -> T:
         """Run *func* on the worker thread that owns the database."""
@@ -97,37 +110,51 @@ class Monitor:
         return self._store
 
     def _step(self) -> tuple[int, int]:
-        """Read, parse, judge and commit whatever the log gained. Worker thread only."""
+        """Read, parse, judge and commit whatever the log gained. Worker thread only.
+
+        A batch that cannot be committed (full disk, a locked or broken database) is kept and
+        retried before anything new is read, so nothing is lost and nothing is judged twice.
+        """
         assert self._follower is not None and self._store is not None
+        if self._pending is not None:
+            return self._commit(self._pending)
         lines = self._follower.read_lines()
         if not lines and self._follower.position == self._committed:
             return 0, self.last_seq
-        verdicts = Verdicts()
-        access = 0
-        last_time: float | None = None
+        batch = _Batch(verdicts=Verdicts(), lines=len(lines))
         for line in lines:
             rec = self._parser.parse(line)
             if rec is None:
                 if "Request: [" in line or "Completed: [" in line or "connection close: [" in line:
                     self.parse_failures += 1  # looks like an access line, yet did not parse
                 continue
-            access += 1
-            last_time = rec.time
+            batch.access += 1
+            batch.last_time = rec.time
             event = self._joiner.feed(rec)
             if event is not None:
-                self._detector.feed(event, verdicts)
-        position = self._follower.position
-        stored = self._store.commit_batch(verdicts.failures, verdicts.alerts, position, verdicts.learned)
-        self._committed = position
+                self._detector.feed(event, batch.verdicts)
+        batch.position = self._follower.position
+        return self._commit(batch)
+
+    def _commit(self, batch: _Batch) -> tuple[int, int]:
+        assert self._store is not None
+        verdicts = batch.verdicts
+        try:
+            stored = self._store.commit_batch(verdicts.failures, verdicts.alerts, batch.position, verdicts.learned)
+        except Exception:
+            self._pending = batch
+            raise
+        self._pending = None
+        self._committed = batch.position
         if stored:
             now = time.time()
             # Replayed history (backfill) informs; only what happened within a day bans.
             self.enforcer.auto_ban(self._store, [a for a in stored if a.time > now - DAY], now)
-        self.lines += len(lines)
-        self.access_lines += access
-        if last_time is not None:
-            self.last_line_time = last_time
-        return len(lines), self._store.last_seq() if stored else self.last_seq
+        self.lines += batch.lines
+        self.access_lines += batch.access
+        if batch.last_time is not None:
+            self.last_line_time = batch.last_time
+        return batch.lines, self._store.last_seq() if stored else self.last_seq
 
     async def _follow_loop(self) -> None:
         interval = self._config.monitor.poll_interval
@@ -220,5 +247,7 @@ class Monitor:
             "rotations": follower.rotations if follower else 0,
             "last_line_time": self.last_line_time,
             "debug_logging_seen": self.access_lines > 0,
+            # Not recording while a batch waits for the database (full disk, broken file).
+            "recording": self._pending is None,
             "error": self.error,
         }

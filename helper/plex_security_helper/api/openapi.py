@@ -212,6 +212,7 @@ _STATUS: dict[str, Any] = {
                 "rotations": {"type": "integer"},
                 "last_line_time": _NUM_OR_NULL,
                 "debug_logging_seen": {"type": "boolean"},
+                "recording": {"type": "boolean"},
                 "error": {"type": "string", "nullable": True},
             },
         },
