@@ -139,7 +139,9 @@ class Verdicts:
 
 
 # Alert kinds whose verdict is "ban": the address is hostile. The others inform.
-BAN_KINDS = frozenset({"failed_login_burst", "probe", "scan", "flood"})
+BAN_KINDS = frozenset({"failed_login_burst", "probe", "scan", "flood", "log_injection"})
+# A /log message with an encoded line break: an attempt to write whole forged log lines.
+_LOG_INJECTION = re.compile(r"^/log(?:/|\?|$).*(?:%0a|%0d|\\n|\\r)", re.IGNORECASE)
 
 
 class Detector:
@@ -183,6 +185,11 @@ class Detector:
 
     def feed(self, event: HttpEvent, out: Verdicts) -> None:
         """Add one event's consequences to *out*."""
+        if event.suspect:
+            return  # possibly written by a /log caller: evidence against nobody
+        if event.signed_in and _LOG_INJECTION.match(event.path) and is_public(event.ip):
+            src = self._source(source_key(event.ip))
+            self._alert(out, src, "log_injection", event, count=1, score=90, extra={"user": event.user or ""})
         if event.net_class in _LOCAL_CLASSES:
             return
         if event.net_class is NetClass.ALLOWED_WAN and is_public(event.ip):

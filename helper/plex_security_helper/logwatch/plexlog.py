@@ -33,6 +33,9 @@ _REST = re.compile(r"(?P<path>.*) \((?P<live>\d+) live\)(?P<tail>.*)")
 _RID = re.compile(r" #(?P<rid>[0-9a-fA-F]+)\b")
 _USER = re.compile(r" Token \((?P<user>[^()]*)\)")
 _XFF = re.compile(r" X-Forwarded-For => (?P<xff>[0-9A-Fa-f:.\[\]]+)")
+# Plex's endpoint for client log messages (PUT/POST/GET /log?message=…).
+LOG_WRITE = re.compile(r"^/log(?:/|\?|$)")
+QUARANTINE_SECONDS = 2.0
 _DURATION = re.compile(r" (?P<ms>\d+)ms (?P<bytes>\d+) bytes")
 
 
@@ -83,6 +86,8 @@ class HttpEvent:
     user: str | None
     signed_in: bool
     forwarded_for: str | None
+    # Completed while a /log write was being handled: a signed-in user may have written it.
+    suspect: bool = False
 
 
 _IP_CACHE: dict[str, str | None] = {}
@@ -186,6 +191,10 @@ class RequestJoiner:
     def __init__(self, capacity: int = 20_000) -> None:
         self._pending: OrderedDict[tuple[str, str], LogRecord] = OrderedDict()
         self._capacity = capacity
+        # While Plex handles a /log write, the lines it writes may be the writer's own text
+        # (a message with newlines forges whole lines): events from anyone else are suspect.
+        self._quarantine_until = 0.0
+        self._quarantine_owner = ""
 
     @staticmethod
     def _key(rec: LogRecord) -> tuple[str, str]:
@@ -194,6 +203,9 @@ class RequestJoiner:
     def feed(self, rec: LogRecord) -> HttpEvent | None:
         """Remember a Request; turn a Completed into an event."""
         if not rec.completed:
+            if LOG_WRITE.match(rec.path):
+                self._quarantine_until = rec.time + QUARANTINE_SECONDS
+                self._quarantine_owner = rec.ip
             self._pending[self._key(rec)] = rec
             if len(self._pending) > self._capacity:
                 self._pending.popitem(last=False)
@@ -216,4 +228,5 @@ class RequestJoiner:
             user=req.user if req else None,
             signed_in=req.signed_in if req else False,
             forwarded_for=req.forwarded_for if req else None,
+            suspect=rec.time <= self._quarantine_until and rec.ip != self._quarantine_owner,
         )
