@@ -20,7 +20,7 @@ from .firewall.enforcer import Enforcer
 from .logwatch.detect import Detector, Verdicts
 from .logwatch.plexlog import LogParser, RequestJoiner
 from .logwatch.tail import LogFollower, Position
-from .store import Store
+from .store import Store, open_store
 
 _LOGGER = logging.getLogger(__name__)
 DAY = 86_400.0
@@ -66,6 +66,7 @@ class Monitor:
         self._committed: Position | None = None
         self._closing = False
         self._pending: _Batch | None = None
+        self.database_notice: str | None = None
 
     async def run_in_worker[T](self, func: Callable[..., T], *args: Any) -> T:
         """Run *func* on the worker thread that owns the database."""
@@ -75,7 +76,10 @@ class Monitor:
 
     async def start(self) -> None:
         """Open the database, restore the follower position and start following."""
-        store = self._store = await self.run_in_worker(Store, self._config.database)
+        store, self.database_notice = await self.run_in_worker(open_store, self._config.database, time.time())
+        self._store = store
+        if self.database_notice:
+            _LOGGER.error("%s", self.database_notice)
         position = await self.run_in_worker(store.position)
         self._committed = position
         self._follower = LogFollower(self._config.monitor.log_path, position, backfill=self._config.monitor.backfill)
@@ -249,5 +253,6 @@ class Monitor:
             "debug_logging_seen": self.access_lines > 0,
             # Not recording while a batch waits for the database (full disk, broken file).
             "recording": self._pending is None,
+            "database_notice": self.database_notice,
             "error": self.error,
         }

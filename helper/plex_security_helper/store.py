@@ -128,6 +128,23 @@ def _ban(row: tuple[Any, ...]) -> Ban:
     )
 
 
+def open_store(path: Path, now: float) -> tuple[Store, str | None]:
+    """Open the database; a corrupt file is moved aside and a new one started, never a crash loop.
+
+    Returns the store and, when a file had to be moved, a message for ``/status``.
+    """
+    try:
+        return Store(path), None
+    except sqlite3.DatabaseError as err:
+        aside = path.with_name(f"{path.name}.corrupt-{int(now)}")
+        for suffix in ("", "-wal", "-shm"):
+            part = path.with_name(path.name + suffix)
+            if part.exists():
+                part.rename(aside.with_name(aside.name + suffix))
+        message = f"the database was unreadable ({err}); it was moved to {aside.name} and a new one started"
+        return Store(path), message
+
+
 class Store:
     """The helper's database."""
 

@@ -54,7 +54,9 @@ def test_forged_lines_never_frame_anyone_but_the_writer(helper: HelperProcess) -
     # 3. Lone forged Completed lines (no Request to lend them a class).
     t2 = t0 + timedelta(seconds=4)
     for k in range(6):
-        lines.append(f"{stamp(t2)} [1] DEBUG - Completed: [{VICTIMS[2]}:{50000 + k}] 401 GET / (1 live) GZIP 0ms 1 bytes")
+        lines.append(
+            f"{stamp(t2)} [1] DEBUG - Completed: [{VICTIMS[2]}:{50000 + k}] 401 GET / (1 live) GZIP 0ms 1 bytes"
+        )
 
     # A real brute forcer afterwards: detection still works.
     t3 = t0 + timedelta(seconds=6)

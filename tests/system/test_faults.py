@@ -155,3 +155,19 @@ def test_a_gigabyte_of_garbage_is_survived_with_bounded_memory(tmp_path: Path, s
         assert peak_kb < 200 * 1024, f"peak RSS {peak_kb} kB"
     finally:
         helper.stop()
+
+
+def test_a_corrupt_database_is_moved_aside_instead_of_a_crash_loop(tmp_path: Path, socket_enabled: None) -> None:
+    helper = HelperProcess(tmp_path / "helper")
+    helper.write_config()
+    (helper.root / "state.db").write_bytes(b"this is not a database" * 100)
+    helper.start()
+    try:
+        status = helper.get("/api/v1/status")
+        notice = status["monitor"]["database_notice"]
+        assert "moved to state.db.corrupt-" in notice
+        assert list(helper.root.glob("state.db.corrupt-*"))
+        helper.append(*[line for port in range(40000, 40005) for line in failed_login("203.0.113.8", port=port)])
+        helper.wait_for(lambda s: s["alerts"]["count_24h"] == 1)
+    finally:
+        helper.stop()

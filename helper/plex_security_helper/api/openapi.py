@@ -213,6 +213,7 @@ _STATUS: dict[str, Any] = {
                 "last_line_time": _NUM_OR_NULL,
                 "debug_logging_seen": {"type": "boolean"},
                 "recording": {"type": "boolean"},
+                "database_notice": {"type": "string", "nullable": True},
                 "error": {"type": "string", "nullable": True},
             },
         },
