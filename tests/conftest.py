@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 import pytest_socket
+from hypothesis import settings
 
 from tests.helperproc import HelperProcess
+
+# The suite's fuzz budget; bench/fuzz_long.py loads "long" for a long run.
+settings.register_profile("suite", max_examples=400, deadline=None)
+settings.register_profile("long", max_examples=200_000, deadline=None, print_blob=True)
+settings.load_profile("suite")
 
 
 @pytest.fixture

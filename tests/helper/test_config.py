@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from plex_security_helper.cli import main
@@ -81,7 +81,6 @@ toml_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.sampled_from(["helper", "api", "monitor", "storage", "detect", "x"]), toml_values))
 def test_any_document_is_accepted_or_refused_cleanly(raw: dict[str, Any]) -> None:
     try:
