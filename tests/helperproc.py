@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -15,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from plex_security_helper.config import default_config_text
+from plex_security_helper.tlscert import make_self_signed
 
 TOKEN = "test-token-0123456789abcdef"
+# The test helper's certificate is self-signed; tests check the fingerprint where it matters.
+_UNVERIFIED = ssl._create_unverified_context()
 START_TIMEOUT = 15.0
 
 
@@ -50,6 +54,7 @@ class HelperProcess:
     token: str = TOKEN
     extra_config: str = ""
     fixed_id: str | None = None
+    tls: bool = False
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,7 +67,15 @@ class HelperProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def cert_path(self) -> Path:
+        return self.root / "helper-cert.pem"
+
+    def new_certificate(self) -> None:
+        """Make (or replace) the helper's self-signed certificate."""
+        make_self_signed(self.cert_path, self.root / "helper-key.pem", ["127.0.0.1"])
 
     @property
     def helper_id(self) -> str:
@@ -80,6 +93,11 @@ class HelperProcess:
             if self.fixed_id is not None:
                 text = "\n".join(
                     f'id = "{self.fixed_id}"' if line.startswith("id = ") else line for line in text.splitlines()
+                )
+            if self.tls:
+                self.new_certificate()
+                text = text.replace(
+                    "\n[monitor]", 'tls_cert = "helper-cert.pem"\ntls_key = "helper-key.pem"\n\n[monitor]', 1
                 )
             self.config_path.write_text(merge_sections(text, self.extra_config))
 
@@ -127,7 +145,7 @@ class HelperProcess:
         req = urllib.request.Request(self.url + path)
         if auth:
             req.add_header("Authorization", f"Bearer {token or self.token}")
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=_UNVERIFIED) as resp:
             return json.loads(resp.read())
 
     def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None) -> tuple[int, Any]:
@@ -138,7 +156,7 @@ class HelperProcess:
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=_UNVERIFIED) as resp:
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read())

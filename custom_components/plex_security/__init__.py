@@ -11,6 +11,7 @@ from homeassistant.helpers.typing import ConfigType
 from .alerts import AlertListener
 from .api import HelperClient
 from .const import (
+    CONF_FINGERPRINT,
     CONF_LONG_POLL,
     CONF_SCAN_INTERVAL,
     CONF_VERIFY_SSL,
@@ -29,6 +30,7 @@ def client_from_data(hass: HomeAssistant, data: dict[str, object]) -> HelperClie
     """Build a helper client from config-entry (or flow) data."""
     use_tls = bool(data.get(CONF_SSL, False))
     verify = bool(data.get(CONF_VERIFY_SSL, True))
+    pinned = data.get(CONF_FINGERPRINT)
     return HelperClient(
         async_get_clientsession(hass, verify_ssl=verify),
         host=str(data[CONF_HOST]),
@@ -36,6 +38,7 @@ def client_from_data(hass: HomeAssistant, data: dict[str, object]) -> HelperClie
         token=str(data[CONF_TOKEN]),
         use_tls=use_tls,
         verify_ssl=verify,
+        fingerprint=str(pinned) if pinned else None,
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,11 +135,14 @@ class HelperClient:
         token: str,
         use_tls: bool = False,
         verify_ssl: bool = True,
+        fingerprint: str | None = None,
     ) -> None:
         self._session = session
         self._token = token
-        # Certificate checks only matter for https; a self-signed helper needs verify_ssl off.
-        self._ssl = verify_ssl
+        # A pinned fingerprint (the helper's self-signed certificate) replaces CA checks.
+        self._ssl: bool | aiohttp.Fingerprint = (
+            aiohttp.Fingerprint(bytes.fromhex(fingerprint.replace(":", ""))) if use_tls and fingerprint else verify_ssl
+        )
         scheme = "https" if use_tls else "http"
         netloc = f"[{host}]" if ":" in host else host
         self.base_url = f"{scheme}://{netloc}:{port}"
@@ -207,3 +212,21 @@ class HelperClient:
         if not isinstance(report, dict):
             raise HelperError("the helper sent no audit report")
         return report
+
+
+async def fetch_fingerprint(host: str, port: int, timeout: float = REQUEST_TIMEOUT) -> str:
+    """SHA-256 of the certificate a TLS server presents, as colon-separated hex (not verified)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host, port, ssl=context)
+    except (OSError, TimeoutError, ssl.SSLError) as err:
+        raise HelperConnectionError(f"no TLS server at {host}:{port}: {err}") from err
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.close()
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))

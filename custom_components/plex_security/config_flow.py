@@ -19,9 +19,10 @@ from homeassistant.const import CONF_HOST, CONF_PORT, CONF_SSL, CONF_TOKEN
 from homeassistant.core import callback
 
 from . import client_from_data
-from .api import HelperAuthError, HelperConnectionError, HelperError, Snapshot
+from .api import HelperAuthError, HelperConnectionError, HelperError, Snapshot, fetch_fingerprint
 from .const import (
     CONF_ATTACK_WINDOW,
+    CONF_FINGERPRINT,
     CONF_LONG_POLL,
     CONF_SCAN_INTERVAL,
     CONF_VERIFY_SSL,
@@ -49,6 +50,7 @@ class PlexSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
     """Adds one helper (one Plex server) per entry."""
 
     VERSION = 1
+    _candidate: dict[str, Any]
 
     async def _probe(self, data: dict[str, Any], errors: dict[str, str]) -> Snapshot | None:
         """Ask the helper for its status; fill *errors* when that fails."""
@@ -63,13 +65,52 @@ class PlexSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
             errors["base"] = "unknown"
         return None
 
+    async def _needs_pinning(self, data: dict[str, Any], errors: dict[str, str]) -> bool:
+        """A self-signed helper (TLS without CA checks): fetch its fingerprint for confirmation."""
+        if not (data.get(CONF_SSL) and not data.get(CONF_VERIFY_SSL, True)):
+            data.pop(CONF_FINGERPRINT, None)
+            return False
+        try:
+            seen = await fetch_fingerprint(str(data[CONF_HOST]), int(data[CONF_PORT]))
+        except HelperConnectionError:
+            errors["base"] = "cannot_connect"
+            return False
+        self._candidate = {**data, CONF_FINGERPRINT: seen}
+        return True
+
+    async def async_step_confirm_fingerprint(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Show the certificate's fingerprint; the owner compares it with what ``init`` printed."""
+        data = self._candidate
+        errors: dict[str, str] = {}
+        if user_input is not None and (snapshot := await self._probe(data, errors)):
+            return await self._finish(data, snapshot)
+        return self.async_show_form(
+            step_id="confirm_fingerprint",
+            errors=errors,
+            description_placeholders={"fingerprint": data[CONF_FINGERPRINT], "host": str(data[CONF_HOST])},
+        )
+
+    async def _finish(self, data: dict[str, Any], snapshot: Snapshot) -> ConfigFlowResult:
+        await self.async_set_unique_id(snapshot.helper_id)
+        if self.source == SOURCE_RECONFIGURE:
+            self._abort_if_unique_id_mismatch(reason="wrong_helper")
+            entry = self._get_reconfigure_entry()
+            changes = {k: v for k, v in data.items() if k != CONF_TOKEN}
+            if CONF_FINGERPRINT not in data:
+                changes[CONF_FINGERPRINT] = None
+            return self.async_update_reload_and_abort(entry, data={**entry.data, **changes})
+        self._abort_if_unique_id_configured()
+        return self.async_create_entry(title=f"Plex Security ({data[CONF_HOST]})", data=data)
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask where the helper is and which token it gave at ``init``."""
         errors: dict[str, str] = {}
-        if user_input is not None and (snapshot := await self._probe(user_input, errors)):
-            await self.async_set_unique_id(snapshot.helper_id)
-            self._abort_if_unique_id_configured()
-            return self.async_create_entry(title=f"Plex Security ({user_input[CONF_HOST]})", data=user_input)
+        if user_input is not None:
+            data = dict(user_input)
+            if await self._needs_pinning(data, errors):
+                return await self.async_step_confirm_fingerprint()
+            if not errors and (snapshot := await self._probe(data, errors)):
+                return await self._finish(data, snapshot)
         return self.async_show_form(
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(USER_SCHEMA, user_input),
@@ -103,10 +144,10 @@ class PlexSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         if user_input is not None:
             data = {**entry.data, **user_input}
-            if snapshot := await self._probe(data, errors):
-                await self.async_set_unique_id(snapshot.helper_id)
-                self._abort_if_unique_id_mismatch(reason="wrong_helper")
-                return self.async_update_reload_and_abort(entry, data_updates=user_input)
+            if await self._needs_pinning(data, errors):
+                return await self.async_step_confirm_fingerprint()
+            if not errors and (snapshot := await self._probe(data, errors)):
+                return await self._finish(data, snapshot)
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(CONNECTION_SCHEMA, user_input or dict(entry.data)),

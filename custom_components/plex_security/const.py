@@ -8,6 +8,7 @@ MANUFACTURER: Final = "Plex Security"
 MODEL: Final = "Host helper"
 DEFAULT_PORT: Final = 8788
 CONF_VERIFY_SSL: Final = "verify_ssl"
+CONF_FINGERPRINT: Final = "fingerprint"  # pinned SHA-256 of a self-signed helper certificate
 CONF_SCAN_INTERVAL: Final = "scan_interval"
 CONF_LONG_POLL: Final = "long_poll"
 CONF_ATTACK_WINDOW: Final = "attack_window"

@@ -25,6 +25,7 @@ from .demo.traffic import TrafficWriter
 from .firewall.enforcer import Enforcer
 from .layouts import detect as detect_layouts
 from .logwatch.scan import scan_files
+from .tlscert import TlsError, fingerprint, make_self_signed, server_context
 
 DEFAULT_CONFIG = Path("/etc/plex-security/helper.toml")
 FAIL2BAN_FILES = ("filter.d/plex-security.conf", "jail.d/plex-security.conf")
@@ -55,6 +56,19 @@ def _cmd_init(args: argparse.Namespace) -> int:
     print(f"wrote {path} (mode 0600)")
     # The only time the token is shown: the user pastes it into Home Assistant.
     print(f"API token for Home Assistant: {token}")
+    if args.tls:
+        cert, key = path.with_name("helper-cert.pem"), path.with_name("helper-key.pem")
+        try:
+            make_self_signed(cert, key, sorted({args.host, "127.0.0.1", "localhost"}))
+        except TlsError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        text = path.read_text(encoding="utf-8").replace(
+            "\n[monitor]", f'tls_cert = "{cert.name}"\ntls_key = "{key.name}"\n\n[monitor]', 1
+        )
+        path.write_text(text, encoding="utf-8")
+        print(f"TLS certificate {cert}; SHA-256 fingerprint (Home Assistant asks you to confirm it):")
+        print(f"  {fingerprint(cert)}")
     return 0
 
 
@@ -87,6 +101,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.server").addFilter(_quiet_bad_requests)
+    context = None
+    if config.api.tls_cert and config.api.tls_key:
+        try:
+            context = server_context(config.api.tls_cert, config.api.tls_key)
+        except TlsError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     web.run_app(
         create_app(config),
         host=config.api.host,
@@ -96,6 +117,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         ),
         handle_signals=True,
         shutdown_timeout=5.0,
+        ssl_context=context,
     )
     return 0
 
@@ -244,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--log-path", help="the Plex Media Server.log to follow (default: detected)")
     init.add_argument("--host", default="127.0.0.1", help="address the API listens on")
     init.add_argument("--database", help="SQLite file (default: next to the config, or /var/lib/plex-security)")
+    init.add_argument("--tls", action="store_true", help="serve HTTPS with a new self-signed certificate")
     init.add_argument("--docker-socket", default="/var/run/docker.sock", help="to find a Plex container's folder")
     init.set_defaults(func=_cmd_init)
 

@@ -34,6 +34,8 @@ class ApiConfig:
     clients: tuple[str, ...] = ()  # when set, only these addresses/networks may call the API
     throttle: bool = True  # block an address after repeated wrong tokens
     max_wait: int = 60  # longest long-poll /alerts accepts, in seconds
+    tls_cert: Path | None = None  # serve HTTPS with this certificate and key
+    tls_key: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +191,8 @@ SCHEMA = vol.Schema(
             vol.Optional("clients", default=[]): [_network],
             vol.Optional("throttle", default=True): bool,
             vol.Optional("max_wait", default=60): vol.All(int, vol.Range(min=1, max=300)),
+            vol.Optional("tls_cert"): _nonempty,
+            vol.Optional("tls_key"): _nonempty,
         },
         vol.Required("monitor"): {
             vol.Required("log_path"): _nonempty,
@@ -241,6 +245,9 @@ def parse_config(raw: dict[str, Any], base_dir: Path) -> Config:
         path = Path(value)
         return path if path.is_absolute() else base_dir / path
 
+    if bool(data["api"].get("tls_cert")) != bool(data["api"].get("tls_key")):
+        raise ConfigError("invalid configuration at api: tls_cert and tls_key go together")
+
     return Config(
         helper_id=data["helper"]["id"],
         api=ApiConfig(
@@ -250,6 +257,8 @@ def parse_config(raw: dict[str, Any], base_dir: Path) -> Config:
             clients=tuple(data["api"]["clients"]),
             throttle=data["api"]["throttle"],
             max_wait=data["api"]["max_wait"],
+            tls_cert=resolve(data["api"]["tls_cert"]) if data["api"].get("tls_cert") else None,
+            tls_key=resolve(data["api"]["tls_key"]) if data["api"].get("tls_key") else None,
         ),
         monitor=MonitorConfig(
             log_path=resolve(data["monitor"]["log_path"]),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
-from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_SSL, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -15,11 +15,13 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.plex_security.const import (
     CONF_ATTACK_WINDOW,
+    CONF_FINGERPRINT,
     CONF_LONG_POLL,
     CONF_SCAN_INTERVAL,
     CONF_VERIFY_SSL,
     DOMAIN,
 )
+from plex_security_helper.tlscert import fingerprint
 from tests.ha.conftest import entry_data
 from tests.helperproc import HelperProcess, free_port
 
@@ -192,3 +194,64 @@ async def test_options_flow_sets_interval_long_poll_and_window(
     assert coordinator.update_interval is not None
     assert coordinator.update_interval.total_seconds() == 60
     assert coordinator.alerts.long_poll is False
+
+
+@pytest.fixture
+def tls_helper(tmp_path: Path, socket_enabled: None) -> Iterator[HelperProcess]:
+    """A helper serving HTTPS with a self-signed certificate, as `init --tls` makes it."""
+    proc = HelperProcess(tmp_path / "tls", tls=True)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+async def test_self_signed_tls_is_pinned_by_fingerprint(hass: HomeAssistant, tls_helper: HelperProcess) -> None:
+    expected = fingerprint(tls_helper.cert_path)
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    data = entry_data(tls_helper, **{CONF_SSL: True, CONF_VERIFY_SSL: False})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], data)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "confirm_fingerprint"
+    assert result["description_placeholders"] == {"fingerprint": expected, "host": "127.0.0.1"}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_FINGERPRINT] == expected
+    entry = result["result"]
+    assert entry.state is ConfigEntryState.LOADED
+
+    # The certificate is swapped (someone in the middle, or a new init): refused, not trusted.
+    await hass.async_add_executor_job(tls_helper.stop)
+    await hass.async_add_executor_job(tls_helper.new_certificate)
+    await hass.async_add_executor_job(tls_helper.start)
+    await entry.runtime_data.async_refresh()
+    assert entry.runtime_data.last_update_success is False
+
+    # Reconfigure confirms the new fingerprint explicitly.
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": entry.entry_id}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: tls_helper.port, CONF_SSL: True, CONF_VERIFY_SSL: False}
+    )
+    assert result["step_id"] == "confirm_fingerprint"
+    new = fingerprint(tls_helper.cert_path)
+    assert new != expected
+    assert (result["description_placeholders"] or {})["fingerprint"] == new
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_FINGERPRINT] == new
+    assert entry.state is ConfigEntryState.LOADED
+
+
+async def test_tls_without_a_tls_server_and_a_refusing_token(hass: HomeAssistant, tls_helper: HelperProcess) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    closed = entry_data(tls_helper, **{CONF_SSL: True, CONF_VERIFY_SSL: False, CONF_PORT: free_port()})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], closed)
+    assert result["errors"] == {"base": "cannot_connect"}
+    wrong = entry_data(tls_helper, **{CONF_SSL: True, CONF_VERIFY_SSL: False, CONF_TOKEN: "wrong-token-0123456789"})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], wrong)
+    assert result["step_id"] == "confirm_fingerprint"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["errors"] == {"base": "invalid_auth"}

@@ -95,3 +95,24 @@ def test_default_document_round_trips() -> None:
     raw = tomllib.loads(default_config_text(token="t" * 20, log_path="/l", database="d.db"))
     config = parse_config(raw, Path("/etc/ps"))
     assert config.database == Path("/etc/ps/d.db")
+
+
+def test_init_tls_makes_a_certificate_and_prints_its_fingerprint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from plex_security_helper.cli import main
+    from plex_security_helper.tlscert import fingerprint
+
+    config = tmp_path / "helper.toml"
+    assert main(["init", "--config", str(config), "--log-path", "/x/p.log", "--tls", "--docker-socket", "/none"]) == 0
+    out = capsys.readouterr().out
+    loaded = load_config(config)
+    assert loaded.api.tls_cert == tmp_path / "helper-cert.pem"
+    assert loaded.api.tls_key == tmp_path / "helper-key.pem"
+    assert (tmp_path / "helper-key.pem").stat().st_mode & 0o777 == 0o600
+    assert fingerprint(tmp_path / "helper-cert.pem") in out
+    assert len(fingerprint(tmp_path / "helper-cert.pem").split(":")) == 32
+    text = config.read_text().replace('tls_key = "helper-key.pem"\n', "")
+    config.write_text(text)
+    with pytest.raises(ConfigError, match="tls_cert and tls_key go together"):
+        load_config(config)
