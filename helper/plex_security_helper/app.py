@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .api.audit import routes as audit_routes
-from .api.auth import token_middleware
+from .api.auth import RequestRate, token_middleware
 from .api.bans import routes as ban_routes
 from .api.errors import error_middleware
 from .api.routes import AUDITOR_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
@@ -33,6 +33,7 @@ def create_app(config: Config) -> web.Application:
                 monitor.enforcer.policy.protect_address,
                 clients=tuple(ipaddress.ip_network(c) for c in config.api.clients),
                 throttling=config.api.throttle,
+                rate=RequestRate(config.api.rate_limit) if config.api.rate_limit else None,
             ),
         ],
         client_max_size=MAX_BODY,

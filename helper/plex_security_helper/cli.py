@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
+import os
 import random
 import sys
 from importlib import resources
@@ -53,6 +55,16 @@ def _cmd_init(args: argparse.Namespace) -> int:
     except OSError as err:
         print(f"error: cannot write {path}: {err.strerror}", file=sys.stderr)
         return 1
+    admin = os.environ.get("SSH_CLIENT", "").split(" ")[0]
+    try:
+        admin = str(ipaddress.ip_address(admin)) if admin else ""
+    except ValueError:
+        admin = ""
+    if admin:
+        # The admin's own SSH session must never be cut off by a ban.
+        text = path.read_text(encoding="utf-8").replace("protect = []", f'protect = ["{admin}"]', 1)
+        path.write_text(text, encoding="utf-8")
+        print(f"protected your SSH client address {admin} from bans (firewall.protect)")
     print(f"wrote {path} (mode 0600)")
     # The only time the token is shown: the user pastes it into Home Assistant.
     print(f"API token for Home Assistant: {token}")

@@ -34,6 +34,7 @@ class ApiConfig:
     clients: tuple[str, ...] = ()  # when set, only these addresses/networks may call the API
     throttle: bool = True  # block an address after repeated wrong tokens
     max_wait: int = 60  # longest long-poll /alerts accepts, in seconds
+    rate_limit: int = 50  # requests a second per address (bursts of twice that); 0: no limit
     tls_cert: Path | None = None  # serve HTTPS with this certificate and key
     tls_key: Path | None = None
 
@@ -191,6 +192,7 @@ SCHEMA = vol.Schema(
             vol.Optional("clients", default=[]): [_network],
             vol.Optional("throttle", default=True): bool,
             vol.Optional("max_wait", default=60): vol.All(int, vol.Range(min=1, max=300)),
+            vol.Optional("rate_limit", default=50): vol.All(int, vol.Range(min=0, max=100_000)),
             vol.Optional("tls_cert"): _nonempty,
             vol.Optional("tls_key"): _nonempty,
         },
@@ -257,6 +259,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path) -> Config:
             clients=tuple(data["api"]["clients"]),
             throttle=data["api"]["throttle"],
             max_wait=data["api"]["max_wait"],
+            rate_limit=data["api"]["rate_limit"],
             tls_cert=resolve(data["api"]["tls_cert"]) if data["api"].get("tls_cert") else None,
             tls_key=resolve(data["api"]["tls_key"]) if data["api"].get("tls_key") else None,
         ),

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from plex_security_helper.api.auth import BLOCK, MAX_FAILURES, WINDOW, BadTokenThrottle
+from plex_security_helper.api.auth import BLOCK, MAX_FAILURES, WINDOW, BadTokenThrottle, RequestRate
 from tests.helper.contract import validate_response
 from tests.helperproc import HelperProcess
 from tests.plexlines import exchange, failed_login
@@ -235,3 +235,26 @@ def test_a_restart_forgets_nothing_the_detector_learnt(helper: HelperProcess) ->
     after = helper.get(f"/api/v1/alerts?after={before[-1]['seq']}")["alerts"]
     kinds = [(a["kind"], a["ip"]) for a in after if a["kind"] != "banned"]
     assert kinds == [("new_location", "198.51.100.10"), ("failed_login_burst", "203.0.113.50")]
+
+
+def test_request_rate_per_address_with_bursts() -> None:
+    now = [0.0]
+    rate = RequestRate(5, clock=lambda: now[0])
+    assert [rate.allow("203.0.113.1") for _ in range(11)] == [True] * 10 + [False]  # a burst of 2 × rate
+    assert rate.allow("203.0.113.2")  # per address
+    now[0] += 1.0
+    assert [rate.allow("203.0.113.1") for _ in range(6)] == [True] * 5 + [False]
+    assert all(RequestRate(0).allow("x") for _ in range(1000))  # 0 turns it off
+
+
+def test_init_protects_the_admin_ssh_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from plex_security_helper.cli import main
+    from plex_security_helper.config import load_config
+
+    monkeypatch.setenv("SSH_CLIENT", "198.51.100.23 52341 22")
+    config = tmp_path / "helper.toml"
+    assert main(["init", "--config", str(config), "--log-path", "/x/p.log", "--docker-socket", "/none"]) == 0
+    assert load_config(config).firewall.protect == ("198.51.100.23/32",)
+    assert "198.51.100.23" in capsys.readouterr().out

@@ -142,3 +142,28 @@ def test_geoip_zone_folders_ipverse_and_dbip_csv(tmp_path: Path) -> None:
 
     with pytest.raises(GeoError, match="does not exist"):
         load_countries(tmp_path / "nope", ["zz"])
+
+
+@given(
+    st.one_of(
+        st.integers(),
+        st.floats(allow_nan=True),
+        st.text(max_size=20),
+        st.booleans(),
+        st.none(),
+        st.lists(st.integers(), max_size=3),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    )
+)
+def test_ban_durations_are_whole_seconds_in_range_or_refused(value: object) -> None:
+    import voluptuous as vol
+
+    from plex_security_helper.api.bans import BAN_BODY
+    from plex_security_helper.firewall.enforcer import MAX_DURATION, MIN_DURATION
+
+    try:
+        body = BAN_BODY({"ip": "203.0.113.7", "duration": value})
+    except vol.Invalid:
+        return
+    assert type(body["duration"]) is int
+    assert MIN_DURATION <= body["duration"] <= MAX_DURATION

@@ -66,6 +66,29 @@ class BadTokenThrottle:
             )
 
 
+class RequestRate:
+    """A token bucket per address: ``rate`` requests a second, bursts of ``2 × rate``."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._rate = rate
+        self._burst = 2 * rate
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def allow(self, address: str) -> bool:
+        """Take one token for *address*; False when it has none left."""
+        if self._rate <= 0:
+            return True
+        now = self._clock()
+        tokens, last = self._buckets.pop(address, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        allowed = tokens >= 1
+        self._buckets[address] = (tokens - 1 if allowed else tokens, now)
+        while len(self._buckets) > MAX_TRACKED:
+            self._buckets.popitem(last=False)
+        return allowed
+
+
 def _allowed(address: str, clients: Sequence[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
@@ -79,9 +102,11 @@ def _allowed(address: str, clients: Sequence[Network]) -> bool:
 def token_middleware(
     token: str,
     on_client: Callable[[str], None] | None = None,
+    *,
     clients: Sequence[Network] = (),
     throttle: BadTokenThrottle | None = None,
     throttling: bool = True,
+    rate: RequestRate | None = None,
 ) -> Middleware:
     """Build a middleware that compares the presented token in constant time.
 
@@ -96,6 +121,8 @@ def token_middleware(
         remote = request.remote or ""
         if clients and not _allowed(remote, clients):
             return json_error(403, "client_not_allowed", "this address may not use the API")
+        if rate is not None and not rate.allow(remote):
+            return json_error(429, "rate_limited", "too many requests from this address", **{"Retry-After": "1"})
         if request.path in PUBLIC_PATHS and request.method in ("GET", "HEAD"):
             return await handler(request)
         wait = guard.blocked_for(remote) if throttling else 0
