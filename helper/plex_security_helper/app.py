@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from .api.audit import routes as audit_routes
-from .api.auth import RequestRate, token_middleware
+from .api.auth import BadTokenThrottle, RequestRate, token_middleware
 from .api.bans import routes as ban_routes
 from .api.errors import error_middleware
 from .api.routes import AUDITOR_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
@@ -20,6 +21,37 @@ from .config import Config
 from .monitor import Monitor
 
 MAX_BODY = 64 * 1024
+_LOGGER = logging.getLogger(__name__)
+
+
+def _ban_guesser(monitor: Monitor) -> Callable[[str], None]:
+    """Ban an address that kept guessing the API token (the policy still protects who it protects)."""
+    tasks: set[asyncio.Task[None]] = set()
+
+    def ban(address: str) -> None:
+        async def run() -> None:
+            def work() -> None:
+                monitor.enforcer.ban(
+                    monitor.store,
+                    address,
+                    duration=None,
+                    reason="guessed the API token",
+                    origin="detector",
+                    force=False,
+                    now=time.time(),
+                )
+
+            try:
+                await monitor.run_in_worker(work)
+                await monitor.stream_changed()
+            except Exception as err:  # noqa: BLE001 - a refused or failed ban is logged, never raised
+                _LOGGER.warning("not banning API token guesser %s: %s", address, err)
+
+        task = asyncio.get_running_loop().create_task(run())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    return ban
 
 
 def create_app(config: Config) -> web.Application:
@@ -33,6 +65,7 @@ def create_app(config: Config) -> web.Application:
                 monitor.enforcer.policy.protect_address,
                 clients=tuple(ipaddress.ip_network(c) for c in config.api.clients),
                 throttling=config.api.throttle,
+                throttle=BadTokenThrottle(on_block=_ban_guesser(monitor) if config.api.ban_token_guessers else None),
                 rate=RequestRate(config.api.rate_limit) if config.api.rate_limit else None,
             ),
         ],

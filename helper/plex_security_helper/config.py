@@ -33,6 +33,7 @@ class ApiConfig:
     token: str
     clients: tuple[str, ...] = ()  # when set, only these addresses/networks may call the API
     throttle: bool = True  # block an address after repeated wrong tokens
+    ban_token_guessers: bool = False  # and ban it in the firewall too (policy permitting)
     max_wait: int = 60  # longest long-poll /alerts accepts, in seconds
     rate_limit: int = 50  # requests a second per address (bursts of twice that); 0: no limit
     tls_cert: Path | None = None  # serve HTTPS with this certificate and key
@@ -191,6 +192,7 @@ SCHEMA = vol.Schema(
             vol.Required("token"): _token,
             vol.Optional("clients", default=[]): [_network],
             vol.Optional("throttle", default=True): bool,
+            vol.Optional("ban_token_guessers", default=False): bool,
             vol.Optional("max_wait", default=60): vol.All(int, vol.Range(min=1, max=300)),
             vol.Optional("rate_limit", default=50): vol.All(int, vol.Range(min=0, max=100_000)),
             vol.Optional("tls_cert"): _nonempty,
@@ -258,6 +260,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path) -> Config:
             token=data["api"]["token"],
             clients=tuple(data["api"]["clients"]),
             throttle=data["api"]["throttle"],
+            ban_token_guessers=data["api"]["ban_token_guessers"],
             max_wait=data["api"]["max_wait"],
             rate_limit=data["api"]["rate_limit"],
             tls_cert=resolve(data["api"]["tls_cert"]) if data["api"].get("tls_cert") else None,

@@ -258,3 +258,27 @@ def test_init_protects_the_admin_ssh_session(
     assert main(["init", "--config", str(config), "--log-path", "/x/p.log", "--docker-socket", "/none"]) == 0
     assert load_config(config).firewall.protect == ("198.51.100.23/32",)
     assert "198.51.100.23" in capsys.readouterr().out
+
+
+def test_a_blocked_token_guesser_is_handed_to_the_ban_policy(tmp_path: Path, socket_enabled: None) -> None:
+    blocked: list[str] = []
+    throttle = BadTokenThrottle(on_block=blocked.append)
+    for _ in range(MAX_FAILURES + 3):
+        throttle.failed("203.0.113.4")
+    assert blocked == ["203.0.113.4"]  # once per block
+
+    proc = HelperProcess(tmp_path / "h")
+    proc.write_config()
+    text = proc.config_path.read_text().replace("clients = []", "clients = []\nban_token_guessers = true")
+    proc.config_path.write_text(text)
+    proc.start()
+    try:
+        for _ in range(MAX_FAILURES):
+            _error(proc, "/api/v1/status", token="wrong-token-wrong-token")
+        deadline = time.monotonic() + 5
+        while "not banning API token guesser 127.0.0.1" not in proc.stderr():
+            assert time.monotonic() < deadline, proc.stderr()
+            time.sleep(0.05)
+        assert "loopback" in proc.stderr()  # the policy still protects loopback
+    finally:
+        proc.stop()

@@ -32,10 +32,13 @@ type Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 class BadTokenThrottle:
     """Per-address count of wrong tokens; bounded memory under a spray of addresses."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, on_block: Callable[[str], None] | None = None
+    ) -> None:
         self._clock = clock
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._blocked: dict[str, float] = {}
+        self._on_block = on_block
 
     def blocked_for(self, address: str) -> int:
         """Seconds this address stays blocked (0: not blocked)."""
@@ -64,6 +67,8 @@ class BadTokenThrottle:
             _LOGGER.warning(
                 "%d wrong API tokens from %s within %.0f s: blocked for %.0f s", len(times), address, WINDOW, BLOCK
             )
+            if self._on_block is not None:
+                self._on_block(address)
 
 
 class RequestRate:
