@@ -12,6 +12,7 @@ from .api import HelperError, HelperRequestError
 from .const import DOMAIN
 from .coordinator import PlexSecurityConfigEntry, PlexSecurityCoordinator
 from .entity import PlexSecurityEntity
+from .services import helper_failure
 
 PARALLEL_UPDATES = 1
 
@@ -47,19 +48,9 @@ class PlexSecurityAuditButton(PlexSecurityEntity, ButtonEntity):
                     translation_key="audit_rate_limited",
                     translation_placeholders={"seconds": str(err.retry_after or 30)},
                 ) from err
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="helper_refused",
-                translation_placeholders={
-                    "server": self.coordinator.config_entry.title,
-                    "code": err.code,
-                    "message": err.message,
-                },
-            ) from err
+            raise helper_failure(self.coordinator.config_entry, err) from err
         except HelperError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="bad_response", translation_placeholders={"error": str(err)}
-            ) from err
+            raise helper_failure(self.coordinator.config_entry, err) from err
         await self.coordinator.async_request_refresh()
 
 
@@ -76,18 +67,6 @@ class PlexSecurityLiftBanButton(PlexSecurityEntity, ButtonEntity):
             raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_active_ban")
         try:
             await self.coordinator.client.unban(str(recent[0]["ip"]))
-        except HelperRequestError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="helper_refused",
-                translation_placeholders={
-                    "server": self.coordinator.config_entry.title,
-                    "code": err.code,
-                    "message": err.message,
-                },
-            ) from err
         except HelperError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="bad_response", translation_placeholders={"error": str(err)}
-            ) from err
+            raise helper_failure(self.coordinator.config_entry, err) from err
         await self.coordinator.async_refresh()

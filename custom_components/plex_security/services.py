@@ -89,7 +89,7 @@ def _entries(hass: HomeAssistant, call: ServiceCall) -> list[PlexSecurityConfigE
     return loaded
 
 
-def _failure(entry: PlexSecurityConfigEntry, err: HelperError) -> HomeAssistantError:
+def helper_failure(entry: PlexSecurityConfigEntry, err: HelperError) -> HomeAssistantError:
     """A translated error that names the server and the helper's reason."""
     if isinstance(err, HelperRequestError):
         return HomeAssistantError(
@@ -125,7 +125,7 @@ async def _ban(call: ServiceCall) -> ServiceResponse:
                 force=call.data[ATTR_FORCE],
             )
         except HelperError as err:
-            raise _failure(entry, err) from err
+            raise helper_failure(entry, err) from err
         results.append(
             {"server": entry.title, "ip": ban.get("ip"), "expires": ban.get("expires"), "enforced": ban.get("enforced")}
         )
@@ -141,11 +141,11 @@ async def _unban(call: ServiceCall) -> ServiceResponse:
             await entry.runtime_data.client.unban(ip)
         except HelperRequestError as err:
             if err.code != "not_banned":
-                raise _failure(entry, err) from err
+                raise helper_failure(entry, err) from err
             results.append({"server": entry.title, "ip": ip, "was_banned": False})
             continue
         except HelperError as err:
-            raise _failure(entry, err) from err
+            raise helper_failure(entry, err) from err
         results.append({"server": entry.title, "ip": ip, "was_banned": True})
         await entry.runtime_data.async_request_refresh()
     return {"unbans": results}
@@ -158,7 +158,7 @@ async def _allow(call: ServiceCall) -> ServiceResponse:
         try:
             allowed = await entry.runtime_data.client.allow(ip, call.data[ATTR_REASON] or "allowed from Home Assistant")
         except HelperError as err:
-            raise _failure(entry, err) from err
+            raise helper_failure(entry, err) from err
         results.append({"server": entry.title, "ip": allowed.get("ip"), "unbanned": allowed.get("unbanned", [])})
         await entry.runtime_data.async_request_refresh()
     return {"allowed": results}
@@ -170,7 +170,7 @@ async def _audit(call: ServiceCall) -> ServiceResponse:
         try:
             report = await entry.runtime_data.client.run_audit()
         except HelperError as err:
-            raise _failure(entry, err) from err
+            raise helper_failure(entry, err) from err
         results.append({"server": entry.title, "score": report.get("score"), "counts": report.get("counts")})
         await entry.runtime_data.async_request_refresh()
     return {"audits": results}

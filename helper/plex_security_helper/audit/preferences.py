@@ -13,25 +13,13 @@ import stat
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from ..logwatch.detect import LOCAL_NETWORKS
 from .findings import Finding, Severity
 
 MAX_BYTES = 1 << 20
 SECRET_KEYS = frozenset({"PlexOnlineToken", "customCertificateKey", "CertificateUUID", "PlexOnlineMail"})
 # Networks that are the owner's own: anything else in allowedNetworks is the internet.
-_PRIVATE = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "100.64.0.0/10",
-        "::1/128",
-        "fe80::/10",
-        "fc00::/7",
-    )
-)
+_PRIVATE = LOCAL_NETWORKS
 _REF_SETTINGS = "https://support.plex.tv/articles/200890058-authentication-for-local-network-access/"
 
 

@@ -17,15 +17,6 @@ from pathlib import Path
 from .targets import Network, Target, parse_target
 
 LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
-DEFAULT_ALLOW = (
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "169.254.0.0/16",
-    "100.64.0.0/10",
-    "fc00::/7",
-    "fe80::/10",
-)
 # Narrower than this is a normal ban; wider would cut off a large part of the internet.
 MIN_PREFIX = {4: 16, 6: 32}
 MAX_PROTECTED = 64
