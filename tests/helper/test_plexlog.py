@@ -88,3 +88,20 @@ def test_no_address_but_the_bracket_field(head: str, path: str) -> None:
 @pytest.mark.parametrize("bad", ["", "\x00" * 50, "Nov 20, 2026 08:00:01.000 [1] DEBUG - Request: [", "é" * 1000])
 def test_garbage_is_not_an_access_line(bad: str) -> None:
     assert LogParser(ZoneInfo("UTC")).parse(bad) is None
+
+
+def test_a_request_with_an_id_joins_a_completed_without_one() -> None:
+    parser, joiner = LogParser(ZoneInfo("UTC")), RequestJoiner()
+    request = f"{PREFIX}Request: [203.0.113.5:4000 (WAN)] GET /library/sections (1 live) #a1 GZIP"
+    completed = f"{PREFIX}Completed: [203.0.113.5:4000] 401 GET /library/sections (1 live) GZIP 0ms 1 bytes"
+    other = "Nov 20, 2026 08:00:01.000 [1] DEBUG - Request: [203.0.113.6:4000 (Subnet)] GET / (1 live) #a2 GZIP"
+    for line in (request, other):
+        rec = parser.parse(line)
+        assert rec is not None
+        assert joiner.feed(rec) is None
+    done = parser.parse(completed)
+    assert done is not None
+    event = joiner.feed(done)
+    assert event is not None
+    assert (event.net_class.value, event.ip) == ("WAN", "203.0.113.5")  # not the other client's class
+    assert is_failed_auth(event)

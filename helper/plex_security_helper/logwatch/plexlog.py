@@ -190,6 +190,7 @@ class RequestJoiner:
 
     def __init__(self, capacity: int = 20_000) -> None:
         self._pending: OrderedDict[tuple[str, str], LogRecord] = OrderedDict()
+        self._by_port: dict[tuple[str, int], tuple[str, str]] = {}
         self._capacity = capacity
         # While Plex handles a /log write, the lines it writes may be the writer's own text
         # (a message with newlines forges whole lines): events from anyone else are suspect.
@@ -206,13 +207,21 @@ class RequestJoiner:
             if LOG_WRITE.match(rec.path):
                 self._quarantine_until = rec.time + QUARANTINE_SECONDS
                 self._quarantine_owner = rec.ip
-            self._pending[self._key(rec)] = rec
+            key = self._key(rec)
+            self._pending[key] = rec
+            self._by_port[(rec.ip, rec.port)] = key
             if len(self._pending) > self._capacity:
                 self._pending.popitem(last=False)
+            if len(self._by_port) > 2 * self._capacity:
+                self._by_port.clear()  # stale entries only point at forgotten requests
             return None
         req = self._pending.pop(self._key(rec), None)
         if req is None and rec.request_id is not None:
             req = self._pending.pop((rec.ip, f":{rec.port}"), None)
+        if req is None and rec.request_id is None:
+            # The Request carried an id and its Completed did not: the connection's latest request.
+            latest = self._by_port.pop((rec.ip, rec.port), None)
+            req = self._pending.pop(latest, None) if latest is not None else None
         if req is not None and req.port != rec.port:
             req = None
         assert rec.status is not None
