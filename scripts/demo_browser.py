@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -83,6 +86,7 @@ def _start_chromium(profile: str) -> tuple[subprocess.Popen[str], int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group, so that stopping it stops its children
     )
     assert proc.stderr is not None
     for line in proc.stderr:
@@ -120,7 +124,8 @@ async def screenshot(base: str, refresh_token: str, out: Path, timeout: float) -
         "hassUrl": base,
         "clientId": CLIENT_ID,
     }
-    with tempfile.TemporaryDirectory(prefix="plexsec-chromium-") as profile:
+    # Chromium's helpers may still write into the profile while it goes: never fail on cleanup.
+    with tempfile.TemporaryDirectory(prefix="plexsec-chromium-", ignore_cleanup_errors=True) as profile:
         proc, port = await asyncio.to_thread(_start_chromium, profile)
         try:
             async with aiohttp.ClientSession() as session:
@@ -147,7 +152,9 @@ async def screenshot(base: str, refresh_token: str, out: Path, timeout: float) -
                     await asyncio.to_thread(out.write_bytes, base64.b64decode(shot["data"]))
                     return text
         finally:
-            proc.terminate()
+            # The whole process group: the browser and its renderer and crash-handler children.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=15)
 
 
