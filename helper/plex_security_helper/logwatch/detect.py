@@ -61,8 +61,9 @@ def is_failed_auth(event: HttpEvent) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=65_536)
 def is_probe(path: str) -> bool:
-    """A path that only an attacker or a vulnerability scanner requests."""
+    """A path that only an attacker or a vulnerability scanner requests (cached: paths repeat)."""
     return PROBE_PATTERNS.search(path) is not None
 
 
