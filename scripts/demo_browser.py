@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from demo_ha import CLIENT_ID, call
+from demo_ha import CLIENT_ID, tokens_from_refresh
 
 DASHBOARD = "/plex-security/threats"
 # Names the threat tiles and cards must show (from the integration's translations).
@@ -108,13 +108,7 @@ def _chromium() -> str:
 
 
 async def screenshot(base: str, refresh_token: str, out: Path, timeout: float) -> str:
-    tokens = call(
-        base,
-        "POST",
-        "/auth/token",
-        {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": CLIENT_ID},
-        form=True,
-    )
+    tokens = tokens_from_refresh(base, refresh_token)
     hass_tokens = {
         "access_token": tokens["access_token"],
         "token_type": "Bearer",

@@ -100,15 +100,20 @@ def setup(args: argparse.Namespace) -> None:
     print(f"Home Assistant onboarded; user {args.username!r}, integration added ({result['title']})")
 
 
-def _access_from_refresh(base: str, refresh: str) -> str:
-    tokens = call(
+def tokens_from_refresh(base: str, refresh: str) -> dict[str, Any]:
+    """A fresh access token (and its lifetime) for the demo user."""
+    tokens: dict[str, Any] = call(
         base,
         "POST",
         "/auth/token",
         {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": CLIENT_ID},
         form=True,
     )
-    return str(tokens["access_token"])
+    return tokens
+
+
+def _access_from_refresh(base: str, refresh: str) -> str:
+    return str(tokens_from_refresh(base, refresh)["access_token"])
 
 
 def check(args: argparse.Namespace) -> None:

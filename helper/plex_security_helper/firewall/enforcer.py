@@ -125,7 +125,7 @@ class Enforcer:
             self._fail(err)
 
     def reconcile(self, store: Store, now: float) -> None:
-        """Re-load a table that vanished (a reboot, a ``flush ruleset``) and apply pending bans."""
+        """Re-load a table that vanished (a reboot, or someone wiping every rule) and apply pending bans."""
         if not self.enforcing:
             return
         if not self.applied or (self.nft is not None and not self.nft.loaded()):
