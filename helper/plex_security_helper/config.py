@@ -15,7 +15,6 @@ from typing import Any
 import voluptuous as vol
 
 NATIVE_PLEX_DIR = "/var/lib/plexmediaserver/Library/Application Support/Plex Media Server"
-DOCKER_PLEX_DIR = "/config/Library/Application Support/Plex Media Server"
 DEFAULT_PORT = 8788
 TOKEN_BYTES = 32
 
@@ -353,13 +352,6 @@ def _toml_str(value: str) -> str:
     return f'"{escaped}"'
 
 
-def detect_plex_dir() -> str:
-    """Guess where Plex keeps its data: a Docker image's /config or the native package's folder."""
-    if Path(DOCKER_PLEX_DIR).is_dir():
-        return DOCKER_PLEX_DIR
-    return NATIVE_PLEX_DIR
-
-
 def default_config_text(
     *, token: str, log_path: str, database: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT
 ) -> str:
@@ -457,7 +449,7 @@ def write_new_config(
     token = secrets.token_urlsafe(TOKEN_BYTES)
     text = default_config_text(
         token=token,
-        log_path=log_path or f"{detect_plex_dir()}/Logs/Plex Media Server.log",
+        log_path=log_path or f"{NATIVE_PLEX_DIR}/Logs/Plex Media Server.log",
         database=database or "plex-security.db",
         host=host,
     )

@@ -17,7 +17,6 @@ from ..logwatch.detect import LOCAL_NETWORKS
 from .findings import Finding, Severity
 
 MAX_BYTES = 1 << 20
-SECRET_KEYS = frozenset({"PlexOnlineToken", "customCertificateKey", "CertificateUUID", "PlexOnlineMail"})
 # Networks that are the owner's own: anything else in allowedNetworks is the internet.
 _PRIVATE = LOCAL_NETWORKS
 _REF_SETTINGS = "https://support.plex.tv/articles/200890058-authentication-for-local-network-access/"
