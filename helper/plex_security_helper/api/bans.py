@@ -26,6 +26,16 @@ BAN_BODY = vol.Schema(
     }
 )
 MAX_LIST = 10_000
+
+
+async def _json_body(request: web.Request) -> Any:
+    """The decoded body, or the 400 answer for one that is not JSON."""
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return json_error(400, "invalid_body", "the body must be a JSON object")
+
+
 routes = web.RouteTableDef()
 
 
@@ -49,10 +59,9 @@ async def list_bans(request: web.Request) -> web.Response:
 @routes.post("/api/v1/bans")
 async def add_ban(request: web.Request) -> web.Response:
     """Ban an address or network for a duration (default: the policy's, growing per repeat)."""
-    try:
-        raw: Any = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return json_error(400, "invalid_body", "the body must be a JSON object")
+    raw = await _json_body(request)
+    if isinstance(raw, web.Response):
+        return raw
     if isinstance(raw, dict) and isinstance(raw.get("duration"), bool):
         return json_error(400, "invalid_body", "duration must be a whole number of seconds")
     if isinstance(raw, dict) and isinstance(raw.get("ip"), str):
@@ -136,10 +145,9 @@ async def list_allow(request: web.Request) -> web.Response:
 @routes.post("/api/v1/allow")
 async def add_allow(request: web.Request) -> web.Response:
     """Never ban this address or network again; lifts the bans it covers."""
-    try:
-        raw: Any = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return json_error(400, "invalid_body", "the body must be a JSON object")
+    raw = await _json_body(request)
+    if isinstance(raw, web.Response):
+        return raw
     try:
         body = ALLOW_BODY(raw)
         parse_target(body["ip"])

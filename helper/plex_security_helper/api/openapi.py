@@ -253,6 +253,17 @@ _STATUS: dict[str, Any] = {
 }
 
 
+def _ip_body(**extra: dict[str, Any]) -> dict[str, Any]:
+    """A JSON body with an address or network, a reason, and *extra* properties; nothing else."""
+    properties = {
+        "ip": {"type": "string", "minLength": 1, "maxLength": 64},
+        "reason": {"type": "string", "maxLength": 200},
+        **extra,
+    }
+    schema = {"type": "object", "required": ["ip"], "additionalProperties": False, "properties": properties}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 def _int_query(name: str, low: int, high: int, description: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -357,25 +368,11 @@ OPENAPI: dict[str, Any] = {
             },
             "post": {
                 "operationId": "ban",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["ip"],
-                                "additionalProperties": False,
-                                "properties": {
-                                    "ip": {"type": "string", "minLength": 1, "maxLength": 64},
-                                    "duration": {"type": "integer", "minimum": 60, "maximum": 31_536_000},
-                                    "reason": {"type": "string", "maxLength": 200},
-                                    "origin": {"type": "string", "enum": ["manual", "home_assistant"]},
-                                    "force": {"type": "boolean"},
-                                },
-                            }
-                        }
-                    },
-                },
+                "requestBody": _ip_body(
+                    duration={"type": "integer", "minimum": 60, "maximum": 31_536_000},
+                    origin={"type": "string", "enum": ["manual", "home_assistant"]},
+                    force={"type": "boolean"},
+                ),
                 "responses": {
                     "201": _json({"$ref": "#/components/schemas/Ban"}, "Banned (or recorded, in monitor mode)"),
                     "400": _json(_ERROR, "Invalid body or address"),
@@ -430,22 +427,7 @@ OPENAPI: dict[str, Any] = {
             },
             "post": {
                 "operationId": "allow",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["ip"],
-                                "additionalProperties": False,
-                                "properties": {
-                                    "ip": {"type": "string", "minLength": 1, "maxLength": 64},
-                                    "reason": {"type": "string", "maxLength": 200},
-                                },
-                            }
-                        }
-                    },
-                },
+                "requestBody": _ip_body(),
                 "responses": {
                     "201": _json(
                         {

@@ -75,6 +75,7 @@ class BanPolicy:
         self.allow: tuple[Network, ...] = tuple(parse_target(a).network for a in allow)
         self.protect: tuple[Network, ...] = tuple(parse_target(p).network for p in protect)
         self.times = times
+        self._seen_clients: set[str] = set()
 
     @staticmethod
     def _overlapping(target: Target, networks: Iterable[Network]) -> Network | None:
@@ -112,6 +113,10 @@ class BanPolicy:
 
     def protect_address(self, text: str) -> None:
         """Protect one more management address (learnt from authenticated API clients)."""
+        if text in self._seen_clients:
+            return  # every authenticated request calls this: known clients cost a set lookup
+        if len(self._seen_clients) < 4 * MAX_PROTECTED:
+            self._seen_clients.add(text)
         try:
             net = parse_target(text.removeprefix("::ffff:")).network
         except ValueError:
