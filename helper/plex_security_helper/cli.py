@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import ipaddress
 import json
@@ -14,26 +13,20 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from aiohttp import web
-
 from . import __version__
-from .app import create_app
-from .audit.fixscript import render as render_fix_script
-from .audit.preferences import read_preferences
-from .audit.runner import Auditor
 from .config import ConfigError, DetectConfig, load_config, write_new_config
-from .demo.plexemu import PlexState, create_plex_app
-from .demo.traffic import TrafficWriter
-from .firewall.enforcer import Enforcer
-from .layouts import detect as detect_layouts
-from .logwatch.scan import scan_files
-from .tlscert import TlsError, fingerprint, make_self_signed, server_context
+
+# Each command imports what it needs when it runs: `scan` of a big log is judged in well under
+# a second, and importing the web server, the audits and the demo first would double that.
 
 DEFAULT_CONFIG = Path("/etc/plex-security/helper.toml")
 FAIL2BAN_FILES = ("filter.d/plex-security.conf", "jail.d/plex-security.conf")
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
+    from .layouts import detect as detect_layouts  # noqa: PLC0415
+    from .tlscert import TlsError, fingerprint, make_self_signed  # noqa: PLC0415
+
     path: Path = args.config
     if path.exists():
         print(f"error: {path} exists; not overwriting it", file=sys.stderr)
@@ -102,6 +95,11 @@ def _quiet_bad_requests(record: logging.LogRecord) -> bool:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web  # noqa: PLC0415
+
+    from .app import create_app  # noqa: PLC0415
+    from .tlscert import TlsError, server_context  # noqa: PLC0415
+
     try:
         config = load_config(args.config)
     except ConfigError as err:
@@ -175,6 +173,12 @@ def _cmd_fail2ban_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from .audit.fixscript import render as render_fix_script  # noqa: PLC0415
+    from .audit.runner import Auditor  # noqa: PLC0415
+    from .firewall.enforcer import Enforcer  # noqa: PLC0415
+
     try:
         config = load_config(args.config)
     except ConfigError as err:
@@ -208,6 +212,11 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_plex(args: argparse.Namespace) -> int:
+    from aiohttp import web  # noqa: PLC0415
+
+    from .audit.preferences import read_preferences  # noqa: PLC0415
+    from .demo.plexemu import PlexState, create_plex_app  # noqa: PLC0415
+
     prefs: dict[str, str] = {}
     if args.prefs is not None:
         found, problems = read_preferences(args.prefs)
@@ -228,6 +237,8 @@ def _cmd_demo_plex(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_traffic(args: argparse.Namespace) -> int:
+    from .demo.traffic import TrafficWriter  # noqa: PLC0415
+
     # Demo traffic only needs to look plausible, so a seeded PRNG is right here.
     writer = TrafficWriter(args.log, random.Random(args.seed))  # noqa: S311
     with contextlib.suppress(KeyboardInterrupt):
@@ -236,6 +247,8 @@ def _cmd_demo_traffic(args: argparse.Namespace) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
+    from .logwatch.scan import scan_files  # noqa: PLC0415
+
     detect = DetectConfig(failed_auth_threshold=5, failed_auth_window=600)
     if args.config is not None:
         try:

@@ -18,10 +18,12 @@ find_python313() {
     return 1
 }
 
-# Recreate or update .venv only when the requirements changed since it was built.
+# Recreate or update .venv only when the requirements (or the compiled scan's source, which
+# the editable install builds in place) changed since it was built.
 ensure_venv() {
     local stamp want py
-    want=$(cat "$ROOT/requirements_test.txt" "$ROOT/helper/pyproject.toml" | sha256sum | cut -d' ' -f1)
+    want=$(cat "$ROOT/requirements_test.txt" "$ROOT/helper/pyproject.toml" "$ROOT/helper/setup.py" \
+        "$ROOT/helper/plex_security_helper/logwatch/_fastscan.c" | sha256sum | cut -d' ' -f1)
     stamp="$VENV/.requirements.sha256"
     if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
@@ -35,6 +37,12 @@ ensure_venv() {
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet -r "$ROOT/requirements_test.txt"
     "$VENV/bin/python" -m pip install --quiet -e "$ROOT/helper"
+    # The extension is optional for users without a compiler; here it must build, loudly.
+    if ! "$VENV/bin/python" -c 'import plex_security_helper.logwatch._fastscan' 2>/dev/null; then
+        echo "error: the compiled scan did not build:" >&2
+        "$VENV/bin/python" -m pip install -v -e "$ROOT/helper" 2>&1 | grep -iE -A3 'error|warning: building' >&2 || true
+        return 1
+    fi
     echo "$want" >"$stamp"
 }
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ..config import DetectConfig
 from ..store import Alert, FailedAuth
-from .plexlog import HttpEvent, NetClass
+from .plexlog import LOG_WRITE, HttpEvent, NetClass
 
 # Classes Plex considers local; their 401s are the owner's own devices.
 _LOCAL_CLASSES = frozenset({NetClass.LOOPBACK, NetClass.SUBNET, NetClass.ALLOWED_SUBNET})
@@ -143,6 +143,49 @@ class Verdicts:
 BAN_KINDS = frozenset({"failed_login_burst", "probe", "scan", "flood", "log_injection"})
 # A /log message with an encoded line break: an attempt to write whole forged log lines.
 _LOG_INJECTION = re.compile(r"^/log(?:/|\?|$).*(?:%0a|%0d|\\n|\\r)", re.IGNORECASE)
+
+
+def make_alert(
+    kind: str,
+    ip: str,
+    time: float,
+    first: float,
+    *,
+    count: int,
+    score: int,
+    samples: list[str],
+    window_s: int,
+    net_class: str,
+    extra: dict[str, object],
+) -> Alert:
+    """The alert a rule raises (shared by the detector and the compiled scan)."""
+    detail: dict[str, object] = {
+        "verdict": "ban" if kind in BAN_KINDS else "watch",
+        "source": source_key(ip),
+        "sample_paths": samples,
+        "window_s": window_s,
+        "net_class": net_class,
+    }
+    detail.update(extra)
+    return Alert(kind=kind, ip=ip, time=time, first_seen=first, last_seen=time, count=count, score=score, detail=detail)
+
+
+# Path classes as bits, computed once per distinct path by the compiled scan (_fastscan.c
+# uses the same values).
+PATH_PROBE = 1
+PATH_BENIGN_FAILURE = 2
+PATH_LOG_WRITE = 4
+PATH_LOG_INJECTION = 8
+
+
+def path_flags(path: str) -> int:
+    """Every class the rules give *path*, as PATH_* bits."""
+    return (
+        (PATH_PROBE if is_probe(path) else 0)
+        | (PATH_BENIGN_FAILURE if BENIGN_FAILURE_PATHS.match(path) else 0)
+        | (PATH_LOG_WRITE if LOG_WRITE.match(path) else 0)
+        | (PATH_LOG_INJECTION if _LOG_INJECTION.match(path) else 0)
+    )
 
 
 class Detector:
@@ -302,24 +345,18 @@ class Detector:
             "probe": src.probes[0] if src.probes else event.time,
             "flood": src.minute[0] if src.minute else event.time,
         }.get(kind, event.time)
-        detail: dict[str, object] = {
-            "verdict": "ban" if kind in BAN_KINDS else "watch",
-            "source": source_key(event.ip),
-            "sample_paths": list(src.samples),
-            "window_s": int(self._window),
-            "net_class": event.net_class.value,
-        }
-        detail.update(extra)
         out.alerts.append(
-            Alert(
-                kind=kind,
-                ip=event.ip,
-                time=event.time,
-                first_seen=first,
-                last_seen=event.time,
+            make_alert(
+                kind,
+                event.ip,
+                event.time,
+                first,
                 count=count,
                 score=score,
-                detail=detail,
+                samples=list(src.samples),
+                window_s=int(self._window),
+                net_class=event.net_class.value,
+                extra=extra,
             )
         )
 

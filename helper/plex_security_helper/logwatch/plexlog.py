@@ -96,7 +96,7 @@ _IP_CACHE: dict[str, str | None] = {}
 _IP_CACHE_MAX = 65_536
 
 
-def _canonical_ip(text: str) -> str | None:
+def canonical_ip(text: str) -> str | None:
     """Validated, canonical form of a bracket-field address (cached: clients repeat)."""
     cached = _IP_CACHE.get(text, "")
     if cached != "":
@@ -119,7 +119,8 @@ class LogParser:
         self._zone = zone
         self._second_cache: dict[str, float] = {}
 
-    def _epoch(self, year: str, mon: str, day: str, hms: str) -> float | None:
+    def epoch(self, year: str, mon: str, day: str, hms: str) -> float | None:
+        """Epoch seconds of a log timestamp in the log's zone; None when it is no real date."""
         key = f"{year}{mon}{day}{hms}"
         cached = self._second_cache.get(key)
         if cached is not None:
@@ -150,11 +151,11 @@ class LogParser:
         completed = kind != "Request"
         if completed != (status is not None):
             return None
-        ip = _canonical_ip(addr)
+        ip = canonical_ip(addr)
         port = int(port_text)
         if ip is None or port > 65535:
             return None
-        epoch = self._epoch(year, mon, day, hms)
+        epoch = self.epoch(year, mon, day, hms)
         if epoch is None:
             return None
         rest = _REST.fullmatch(rest_text)
@@ -178,7 +179,7 @@ class LogParser:
             rid.group(1).lower() if rid else None,
             user.group(1) if user else None,
             " Signed-in" in tail,
-            _canonical_ip(xff.group(1)) if xff else None,
+            canonical_ip(xff.group(1)) if xff else None,
         )
 
 
@@ -191,8 +192,10 @@ class RequestJoiner:
 
     def __init__(self, capacity: int = 20_000) -> None:
         self._pending: OrderedDict[tuple[str, str], LogRecord] = OrderedDict()
+        # (ip, port) -> key of that connection's latest request still pending: it never
+        # outgrows _pending, since an entry goes when the request it names goes.
         self._by_port: dict[tuple[str, int], tuple[str, str]] = {}
-        self._capacity = capacity
+        self.capacity = capacity
         # While Plex handles a /log write, the lines it writes may be the writer's own text
         # (a message with newlines forges whole lines): events from anyone else are suspect.
         self._quarantine_until = 0.0
@@ -202,6 +205,17 @@ class RequestJoiner:
     def _key(rec: LogRecord) -> tuple[str, str]:
         return (rec.ip, rec.request_id or f":{rec.port}")
 
+    def _forget_connection(self, req: LogRecord, key: tuple[str, str]) -> None:
+        conn = (req.ip, req.port)
+        if self._by_port.get(conn) == key:
+            del self._by_port[conn]
+
+    def _take(self, key: tuple[str, str]) -> LogRecord | None:
+        req = self._pending.pop(key, None)
+        if req is not None:
+            self._forget_connection(req, key)
+        return req
+
     def feed(self, rec: LogRecord) -> HttpEvent | None:
         """Remember a Request; turn a Completed into an event."""
         if not rec.completed:
@@ -209,20 +223,22 @@ class RequestJoiner:
                 self._quarantine_until = rec.time + QUARANTINE_SECONDS
                 self._quarantine_owner = rec.ip
             key = self._key(rec)
+            replaced = self._pending.get(key)
+            if replaced is not None:
+                self._forget_connection(replaced, key)
             self._pending[key] = rec
             self._by_port[(rec.ip, rec.port)] = key
-            if len(self._pending) > self._capacity:
-                self._pending.popitem(last=False)
-            if len(self._by_port) > 2 * self._capacity:
-                self._by_port.clear()  # stale entries only point at forgotten requests
+            if len(self._pending) > self.capacity:
+                old_key, old_req = self._pending.popitem(last=False)
+                self._forget_connection(old_req, old_key)
             return None
-        req = self._pending.pop(self._key(rec), None)
+        req = self._take(self._key(rec))
         if req is None and rec.request_id is not None:
-            req = self._pending.pop((rec.ip, f":{rec.port}"), None)
+            req = self._take((rec.ip, f":{rec.port}"))
         if req is None and rec.request_id is None:
             # The Request carried an id and its Completed did not: the connection's latest request.
-            latest = self._by_port.pop((rec.ip, rec.port), None)
-            req = self._pending.pop(latest, None) if latest is not None else None
+            latest = self._by_port.get((rec.ip, rec.port))
+            req = self._take(latest) if latest is not None else None
         if req is not None and req.port != rec.port:
             req = None
         assert rec.status is not None

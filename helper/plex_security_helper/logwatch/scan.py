@@ -1,19 +1,46 @@
-"""Offline analysis of Plex log files: the same parser and detector as the live monitor."""
+"""Offline analysis of Plex log files: the same parser and detector as the live monitor.
+
+`scan_lines` runs the reference pipeline (plexlog + detect) line by line. `scan_files` hands
+the bytes to the compiled twin in _fastscan.c when it was built, which asks the reference
+for every judgement it caches (path classes, address facts, epochs, alerts) and gives the
+same report about 20 times faster; tests/helper/test_fastscan.py holds the two to that.
+"""
 
 from __future__ import annotations
 
+import io
+import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ..config import DetectConfig
-from .detect import BAN_KINDS, Detector, Verdicts, is_probe
-from .plexlog import LogParser, RequestJoiner
+from .detect import (
+    BAN_KINDS,
+    Detector,
+    Verdicts,
+    is_probe,
+    is_public,
+    make_alert,
+    path_flags,
+    sanitise_path,
+    source_key,
+    user_network,
+)
+from .plexlog import LogParser, RequestJoiner, canonical_ip
+
+_fastscan: ModuleType | None
+try:
+    from . import _fastscan
+except ImportError:  # built without a C compiler: the reference pipeline does the work
+    _fastscan = None
 
 _ROTATED = re.compile(r"\.(\d+)\.log$")
 READ_CHUNK = 1 << 22
+JOINER_CAPACITY = 20_000  # requests waiting for their Completed line
 
 
 def oldest_first(paths: Iterable[Path]) -> list[Path]:
@@ -84,11 +111,17 @@ class ScanReport:
         }
 
 
-def scan_lines(lines: Iterable[str], config: DetectConfig, report: ScanReport | None = None) -> ScanReport:
+def scan_lines(
+    lines: Iterable[str],
+    config: DetectConfig,
+    report: ScanReport | None = None,
+    *,
+    joiner_capacity: int = JOINER_CAPACITY,
+) -> ScanReport:
     """Run parser, joiner and detector over *lines*, accumulating into *report*."""
     report = report or ScanReport()
     parser = LogParser()
-    joiner = RequestJoiner()
+    joiner = RequestJoiner(joiner_capacity)
     detector = Detector(config)
     addresses = report.addresses
     verdicts = Verdicts()
@@ -121,12 +154,145 @@ def scan_lines(lines: Iterable[str], config: DetectConfig, report: ScanReport | 
     return report
 
 
-def scan_files(paths: Iterable[Path], config: DetectConfig) -> ScanReport:
-    """Scan files oldest first as one continuous log."""
+def compiled_available() -> bool:
+    """Whether the compiled scan was built (``pip install`` with a C compiler)."""
+    return _fastscan is not None
+
+
+def scan_files(
+    paths: Iterable[Path],
+    config: DetectConfig,
+    *,
+    compiled: bool | None = None,
+    joiner_capacity: int = JOINER_CAPACITY,
+) -> ScanReport:
+    """Scan files oldest first as one continuous log.
+
+    *compiled* None uses the compiled twin when it exists (``PLEX_SECURITY_SCAN=python``
+    forces the reference); True requires it, False never uses it.
+    """
     ordered = oldest_first(paths)
+    if compiled is None:
+        compiled = _fastscan is not None and os.environ.get("PLEX_SECURITY_SCAN") != "python"
+    if compiled:
+        return _scan_compiled(ordered, config, joiner_capacity)
 
     def all_lines() -> Iterator[str]:
         for path in ordered:
             yield from read_lines(path)
 
-    return scan_lines(all_lines(), config)
+    return scan_lines(all_lines(), config, joiner_capacity=joiner_capacity)
+
+
+def _address_facts(text: str) -> tuple[str, str, str, bool] | None:
+    ip = canonical_ip(text)
+    if ip is None:
+        return None
+    return ip, source_key(ip), user_network(ip), is_public(ip)
+
+
+def _feed_file(scanner: Any, handle: io.FileIO) -> None:
+    """Read into one reused buffer; a partial last line moves to its front for the next read."""
+    buf = bytearray(READ_CHUNK)
+    filled = 0
+    while True:
+        if filled == len(buf):
+            buf.extend(bytes(len(buf)))  # one line longer than the buffer
+        with memoryview(buf) as view:
+            got = handle.readinto(view[filled:])
+            if not got:
+                scanner.feed(view[:filled], True)
+                return
+            filled += got
+            used = scanner.feed(view[:filled])
+        buf[: filled - used] = buf[used:filled]
+        filled -= used
+
+
+def _scan_compiled(
+    paths: list[Path],
+    config: DetectConfig,
+    joiner_capacity: int,
+    trace: Callable[[str, tuple[Any, ...]], None] | None = None,
+) -> ScanReport:
+    if _fastscan is None:
+        raise RuntimeError("the compiled scan was not built (no C compiler at install time)")
+    report = ScanReport()
+    parser = LogParser()
+    window = float(config.failed_auth_window)
+
+    def parse(raw: bytes) -> tuple[Any, ...] | None:
+        rec = parser.parse(raw.decode("utf-8", "replace"))
+        if rec is None:
+            return None
+        cls = rec.net_class.value if rec.net_class is not None else None
+        return (
+            rec.time,
+            rec.completed,
+            rec.ip,
+            rec.port,
+            cls,
+            rec.path,
+            rec.status,
+            rec.request_id,
+            rec.user,
+            rec.signed_in,
+        )
+
+    def on_alert(  # noqa: PLR0917 - called positionally from C
+        kind: str,
+        ip: str,
+        time: float,
+        first: float,
+        count: int,
+        score: int,
+        samples: list[str],
+        net_class: str,
+        extra: dict[str, object] | None,
+    ) -> None:
+        alert = make_alert(
+            kind,
+            ip,
+            time,
+            first,
+            count=count,
+            score=score,
+            samples=samples,
+            window_s=int(window),
+            net_class=net_class,
+            extra=extra or {},
+        )
+        target = report.addresses.setdefault(ip, AddressReport())
+        target.reasons.add(kind)
+        target.ban = target.ban or kind in BAN_KINDS
+        report.alerts.append(alert.as_json())
+
+    scanner = _fastscan.Scanner(
+        facts=_address_facts,
+        classify=path_flags,
+        sanitise=sanitise_path,
+        epoch=parser.epoch,
+        parse=parse,
+        alert=on_alert,
+        window=window,
+        threshold=float(config.failed_auth_threshold),
+        probe_threshold=config.probe_threshold,
+        scan_paths=config.scan_distinct_paths,
+        scan_window=float(config.scan_window),
+        flood=float(config.flood_per_minute),
+        trust=float(config.trust_after_signin),
+        factor=float(config.trusted_factor),
+        max_sources=config.max_tracked_sources,
+        capacity=joiner_capacity,
+        seed=int.from_bytes(os.urandom(8), "little"),
+        trace=trace,
+    )
+    for path in paths:
+        with path.open("rb", buffering=0) as handle:
+            _feed_file(scanner, handle)
+    lines, parsed, rows = scanner.result()
+    report.lines, report.parsed = lines, parsed
+    for ip, requests, failed, probes in rows:
+        rep = report.addresses.setdefault(ip, AddressReport())
+        rep.requests, rep.failed_auth, rep.probes = requests, failed, probes
+    return report
