@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ipaddress
 import json
-import logging
 import os
-import random
 import sys
-from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .config import ConfigError, DetectConfig, load_config, write_new_config
+
+if TYPE_CHECKING:
+    import logging
 
 # Each command imports what it needs when it runs: `scan` of a big log is judged in well under
 # a second, and importing the web server, the audits and the demo first would double that.
@@ -24,6 +23,7 @@ FAIL2BAN_FILES = ("filter.d/plex-security.conf", "jail.d/plex-security.conf")
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
+    from .config import write_new_config  # noqa: PLC0415
     from .layouts import detect as detect_layouts  # noqa: PLC0415
     from .tlscert import TlsError, fingerprint, make_self_signed  # noqa: PLC0415
 
@@ -78,6 +78,8 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _quiet_bad_requests(record: logging.LogRecord) -> bool:
+    import logging  # noqa: PLC0415
+
     """Malformed HTTP from a client is its problem: one line, no traceback for it to fill the log with."""
     if record.exc_info and type(record.exc_info[1]).__name__ in (
         "BadHttpMessage",
@@ -95,9 +97,12 @@ def _quiet_bad_requests(record: logging.LogRecord) -> bool:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    import logging  # noqa: PLC0415
+
     from aiohttp import web  # noqa: PLC0415
 
     from .app import create_app  # noqa: PLC0415
+    from .config import ConfigError, load_config  # noqa: PLC0415
     from .tlscert import TlsError, server_context  # noqa: PLC0415
 
     try:
@@ -134,6 +139,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def fail2ban_files(log_path: str | None) -> dict[str, str]:
     """The shipped filter and jail (relative path → text), the jail's logpath set when given."""
+    from importlib import resources  # noqa: PLC0415
+
     data = resources.files("plex_security_helper") / "data" / "fail2ban"
     files = {name: (data / name).read_text(encoding="utf-8") for name in FAIL2BAN_FILES}
     if log_path:
@@ -177,6 +184,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     from .audit.fixscript import render as render_fix_script  # noqa: PLC0415
     from .audit.runner import Auditor  # noqa: PLC0415
+    from .config import ConfigError, load_config  # noqa: PLC0415
     from .firewall.enforcer import Enforcer  # noqa: PLC0415
 
     try:
@@ -237,6 +245,9 @@ def _cmd_demo_plex(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_traffic(args: argparse.Namespace) -> int:
+    import contextlib  # noqa: PLC0415
+    import random  # noqa: PLC0415
+
     from .demo.traffic import TrafficWriter  # noqa: PLC0415
 
     # Demo traffic only needs to look plausible, so a seeded PRNG is right here.
@@ -248,10 +259,13 @@ def _cmd_demo_traffic(args: argparse.Namespace) -> int:
 
 def _cmd_scan(args: argparse.Namespace) -> int:
     from .logwatch.scan import scan_files  # noqa: PLC0415
+    from .thresholds import DetectConfig  # noqa: PLC0415
 
     detect = DetectConfig(failed_auth_threshold=5, failed_auth_window=600)
     if args.config is not None:
         try:
+            from .config import ConfigError, load_config  # noqa: PLC0415
+
             detect = load_config(args.config).detect
         except ConfigError as err:
             print(f"error: {err}", file=sys.stderr)

@@ -14,6 +14,8 @@ from typing import Any
 
 import voluptuous as vol
 
+from .thresholds import DetectConfig
+
 NATIVE_PLEX_DIR = "/var/lib/plexmediaserver/Library/Application Support/Plex Media Server"
 DEFAULT_PORT = 8788
 TOKEN_BYTES = 32
@@ -46,21 +48,6 @@ class MonitorConfig:
     log_path: Path
     poll_interval: float
     backfill: bool
-
-
-@dataclass(frozen=True, slots=True)
-class DetectConfig:
-    """Thresholds of the detector's rules (see docs/configuration.md)."""
-
-    failed_auth_threshold: int
-    failed_auth_window: int
-    probe_threshold: int = 2
-    scan_distinct_paths: int = 10
-    scan_window: float = 60.0
-    flood_per_minute: int = 600
-    trust_after_signin: float = 86_400.0
-    trusted_factor: int = 4
-    max_tracked_sources: int = 100_000
 
 
 DEFAULT_ALLOW = (

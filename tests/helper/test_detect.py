@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from plex_security_helper.config import DetectConfig
 from plex_security_helper.logwatch.plexlog import LogParser
 from plex_security_helper.logwatch.scan import ScanReport, oldest_first, scan_lines
+from plex_security_helper.thresholds import DetectConfig
 from tests.plexlines import exchange
 
 T0 = datetime(2026, 11, 20, 8, 0, 0)

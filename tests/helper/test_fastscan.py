@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plex_security_helper.config import DetectConfig
 from plex_security_helper.logwatch import scan
 from plex_security_helper.logwatch.plexlog import LogParser, RequestJoiner
 from plex_security_helper.logwatch.scan import ScanReport, compiled_available, oldest_first, read_lines, scan_files
+from plex_security_helper.thresholds import DetectConfig
 from tests.helper.test_plexlog import load_samples
 
 SAMPLES = Path(__file__).parent / "samples" / "plex-access.log"
@@ -332,3 +333,32 @@ def test_a_request_id_reused_from_another_connection(tmp_path: Path) -> None:
     events = [f for kind, f in reference_trace([log], 100) if kind == "event"]
     # the first connection's request was replaced: its response joins nothing; the second's joins
     assert [(e[1], e[3]) for e in events] == [("Unknown", False), ("WAN", False)]
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "hours"),
+    [
+        ("Europe/Berlin", "Mar 29, 2026", (1, 2, 3)),  # spring forward: 02:xx does not exist
+        ("Europe/Berlin", "Oct 25, 2026", (1, 2, 3)),  # fall back: 02:xx happens twice
+        ("Africa/Monrovia", "Jan 07, 1972", (0,)),  # -0:44:30 to GMT, inside minute 00:44
+    ],
+)
+def test_local_time_across_zone_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zone: str, day: str, hours: tuple[int, ...]
+) -> None:
+    # The compiled scan asks for one epoch per minute when the minute has one UTC offset;
+    # every second of these hours must still come out as the reference computes it.
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        log = tmp_path / "Plex Media Server.log"
+        with log.open("w", encoding="utf-8") as out:
+            for hour in hours:
+                for second in range(0, 3600, 7):
+                    stamp = f"{day} {hour:02d}:{second // 60:02d}:{second % 60:02d}.250"
+                    out.write(f"{stamp} [1] DEBUG - Request: [203.0.113.7:{4000 + second}] GET /x (1 live)\n")
+        ref = assert_same_everywhere([log], TIGHT)
+        assert ref.parsed == len(hours) * len(range(0, 3600, 7))
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

@@ -360,7 +360,7 @@ typedef struct {
     double window, threshold, scan_window, trust, factor, flood;
     Py_ssize_t probe_threshold, scan_paths, max_sources, capacity;
     /* state */
-    Map addrs, canon, paths, users, pending, by_port, seconds, sources;
+    Map addrs, canon, paths, users, pending, by_port, minutes, seconds, sources;
     IpRec *ips;
     Py_ssize_t n_ips, cap_ips;
     uint64_t src_gen;
@@ -503,7 +503,23 @@ user_lookup(Scanner *s, const char *text, Py_ssize_t n)
     return u;
 }
 
-/* Epoch of "Mon DD, YYYY HH:MM:SS" (21 bytes) in the log's zone; NaN when it is no date. */
+/* LogParser.epoch for "Mon DD, YYYY" p and "HH:MM:SS" hms; NaN for None. */
+static int
+call_epoch(Scanner *s, const char *p, const char *hms, double *out)
+{
+    PyObject *res = PyObject_CallFunction(
+        s->epoch, "s#s#s#s#", p + 8, (Py_ssize_t)4, p, (Py_ssize_t)3, p + 4, (Py_ssize_t)2, hms, (Py_ssize_t)8);
+    if (res == NULL)
+        return -1;
+    *out = res == Py_None ? Py_NAN : PyFloat_AsDouble(res);
+    Py_DECREF(res);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* Epoch of "Mon DD, YYYY HH:MM:SS" (21 bytes) in the log's zone; NaN when it is no date.
+   Python is asked about :00 and :59 of each minute: 59 s apart means one UTC offset all
+   minute, and a second's epoch is :00 plus its seconds. A minute with a zone change in it
+   (or no valid date) is asked about second by second. */
 static int
 epoch_lookup(Scanner *s, const char *p, double *out)
 {
@@ -511,23 +527,42 @@ epoch_lookup(Scanner *s, const char *p, double *out)
         *out = s->last_epoch;
         return 0;
     }
-    uint64_t h = hash_bytes(p, 21);
-    Node *node = map_get(&s->seconds, p, 21, h);
+    int sec = (p[19] - '0') * 10 + (p[20] - '0');
+    uint64_t h = hash_bytes(p, 19);
+    Node *node = map_get(&s->minutes, p, 19, h);
+    if (node == NULL) {
+        char hms[8];
+        double first, last;
+        memcpy(hms, p + 13, 6);
+        hms[6] = hms[7] = '0';
+        if (call_epoch(s, p, hms, &first) < 0)
+            return -1;
+        hms[6] = '5';
+        hms[7] = '9';
+        if (call_epoch(s, p, hms, &last) < 0)
+            return -1;
+        if (s->minutes.used > 4096)
+            map_clear(&s->minutes);
+        if ((node = map_add(&s->minutes, p, 19, h)) == NULL)
+            return -1;
+        node->v.d = (!Py_IS_NAN(first) && last - first == 59.0) ? first : Py_NAN;
+    }
     double epoch;
-    if (node != NULL) {
-        epoch = node->v.d;
+    if (sec < 60 && !Py_IS_NAN(node->v.d)) {
+        epoch = node->v.d + sec;
     } else {
-        if (s->seconds.used > 4096)
-            map_clear(&s->seconds);
-        PyObject *res = PyObject_CallFunction(
-            s->epoch, "s#s#s#s#", p + 8, (Py_ssize_t)4, p, (Py_ssize_t)3, p + 4, (Py_ssize_t)2, p + 13, (Py_ssize_t)8);
-        if (res == NULL)
-            return -1;
-        epoch = res == Py_None ? Py_NAN : PyFloat_AsDouble(res);
-        Py_DECREF(res);
-        if (PyErr_Occurred() || (node = map_add(&s->seconds, p, 21, h)) == NULL)
-            return -1;
-        node->v.d = epoch;
+        h = hash_bytes(p, 21);
+        Node *one = map_get(&s->seconds, p, 21, h);
+        if (one == NULL) {
+            if (call_epoch(s, p, p + 13, &epoch) < 0)
+                return -1;
+            if (s->seconds.used > 4096)
+                map_clear(&s->seconds);
+            if ((one = map_add(&s->seconds, p, 21, h)) == NULL)
+                return -1;
+            one->v.d = epoch;
+        }
+        epoch = one->v.d;
     }
     memcpy(s->last_second, p, 21);
     s->last_epoch = epoch;
@@ -1459,6 +1494,7 @@ Scanner_clear_state(Scanner *s)
     map_free(&s->users);
     map_free(&s->pending);
     map_free(&s->by_port);
+    map_free(&s->minutes);
     map_free(&s->seconds);
     map_free(&s->sources);
     for (Py_ssize_t i = 0; i < s->n_ips; i++) {
@@ -1521,7 +1557,8 @@ Scanner_init(Scanner *s, PyObject *args, PyObject *kw)
     hash_seed = seed;
     if (map_init(&s->addrs, NULL) < 0 || map_init(&s->canon, NULL) < 0 || map_init(&s->paths, pathinfo_free) < 0
         || map_init(&s->users, userinfo_free) < 0 || map_init(&s->pending, NULL) < 0
-        || map_init(&s->by_port, NULL) < 0 || map_init(&s->seconds, NULL) < 0
+        || map_init(&s->by_port, NULL) < 0 || map_init(&s->minutes, NULL) < 0
+        || map_init(&s->seconds, NULL) < 0
         || map_init(&s->sources, src_free) < 0)
         return -1;
     s->q_owner = -1;

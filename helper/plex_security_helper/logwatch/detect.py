@@ -14,8 +14,8 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..config import DetectConfig
 from ..store import Alert, FailedAuth
+from ..thresholds import DetectConfig
 from .plexlog import LOG_WRITE, HttpEvent, NetClass
 
 # Classes Plex considers local; their 401s are the owner's own devices.

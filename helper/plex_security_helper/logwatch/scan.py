@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..config import DetectConfig
+from ..thresholds import DetectConfig
 from .detect import (
     BAN_KINDS,
     Detector,
