@@ -361,6 +361,7 @@ typedef struct {
     Py_ssize_t probe_threshold, scan_paths, max_sources, capacity;
     /* state */
     Map addrs, canon, paths, users, pending, by_port, minutes, seconds, sources;
+    Node *last_addr, *last_path; /* the latest hits of addrs and paths */
     IpRec *ips;
     Py_ssize_t n_ips, cap_ips;
     uint64_t src_gen;
@@ -403,12 +404,20 @@ new_ip(Scanner *s, PyObject *facts)
 static int
 ip_lookup(Scanner *s, const char *text, Py_ssize_t n)
 {
-    uint64_t h = hash_bytes(text, n);
-    Node *node = map_get(&s->addrs, text, n, h);
-    if (node != NULL)
+    /* a Completed line usually names the address its Request line just did */
+    Node *node = s->last_addr;
+    if (node != NULL && node->klen == n && memcmp(node->key, text, (size_t)n) == 0)
         return (int)node->v.i;
-    if (s->addrs.used >= 65536)
+    uint64_t h = hash_bytes(text, n);
+    node = map_get(&s->addrs, text, n, h);
+    if (node != NULL) {
+        s->last_addr = node;
+        return (int)node->v.i;
+    }
+    if (s->addrs.used >= 65536) {
         map_clear(&s->addrs);
+        s->last_addr = NULL;
+    }
     PyObject *arg = PyUnicode_DecodeUTF8(text, n, "strict");
     if (arg == NULL)
         return -1;
@@ -446,18 +455,26 @@ ip_lookup(Scanner *s, const char *text, Py_ssize_t n)
     if ((node = map_add(&s->addrs, text, n, h)) == NULL)
         return -1;
     node->v.i = id;
+    s->last_addr = node;
     return id;
 }
 
 static PathInfo *
 path_lookup(Scanner *s, const char *text, Py_ssize_t n)
 {
-    uint64_t h = hash_bytes(text, n);
-    Node *node = map_get(&s->paths, text, n, h);
-    if (node != NULL)
+    Node *node = s->last_path;
+    if (node != NULL && node->klen == n && memcmp(node->key, text, (size_t)n) == 0)
         return node->v.p;
-    if (s->paths.used >= 65536)
+    uint64_t h = hash_bytes(text, n);
+    node = map_get(&s->paths, text, n, h);
+    if (node != NULL) {
+        s->last_path = node;
+        return node->v.p;
+    }
+    if (s->paths.used >= 65536) {
         map_clear(&s->paths); /* a pure cache: a spray of unique paths must not grow it */
+        s->last_path = NULL;
+    }
     PathInfo *pi = calloc(1, sizeof(PathInfo));
     if (pi == NULL) {
         PyErr_NoMemory();
@@ -480,6 +497,7 @@ path_lookup(Scanner *s, const char *text, Py_ssize_t n)
         return NULL;
     }
     node->v.p = pi;
+    s->last_path = node;
     return pi;
 }
 
@@ -740,13 +758,17 @@ parse_ascii(Scanner *s, const char *line, Py_ssize_t n, Rec *r)
     /* rest = path " (N live)" tail; the path ends at the last "(N live)" */
     const char *path0 = q, *path1 = NULL, *tail = e;
     for (const char *x = e; x > q;) {
-        const char *hit = NULL;
-        /* the last " live)" at or before x */
-        for (const char *y = x - 6; y >= q; y--) {
-            if (y[5] == ')' && y[0] == ' ' && y[1] == 'l' && y[2] == 'i' && y[3] == 'v' && y[4] == 'e') {
-                hit = y;
+        const char *hit = NULL, *end = x;
+        /* the last " live)" ending before x: memrchr finds the ')' candidates */
+        while (end - q >= 6) {
+            const char *c = memrchr(q + 5, ')', (size_t)(end - (q + 5)));
+            if (c == NULL)
+                break;
+            if (c[-5] == ' ' && c[-4] == 'l' && c[-3] == 'i' && c[-2] == 'v' && c[-1] == 'e') {
+                hit = c - 5;
                 break;
             }
+            end = c;
         }
         if (hit == NULL)
             break;
