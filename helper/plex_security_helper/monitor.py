@@ -18,6 +18,7 @@ from typing import Any
 from .config import Config
 from .firewall.enforcer import Enforcer
 from .logwatch.detect import Detector, Verdicts
+from .logwatch.inotify import FolderWatch, watch_folder
 from .logwatch.plexlog import LogParser, RequestJoiner
 from .logwatch.tail import LogFollower, Position
 from .store import Store, open_store
@@ -67,6 +68,11 @@ class Monitor:
         self._closing = False
         self._pending: _Batch | None = None
         self.database_notice: str | None = None
+        # inotify wakes the follow loop as soon as Plex writes; the poll interval stays as the
+        # fallback (no inotify, a folder that does not exist yet, a mount that never reports).
+        self._watch: FolderWatch | None = None
+        self._wake = asyncio.Event()
+        self._next_watch_try = 0.0
 
     async def run_in_worker[T](self, func: Callable[..., T], *args: Any) -> T:
         """Run *func* on the worker thread that owns the database."""
@@ -93,7 +99,27 @@ class Monitor:
         # Bans come back before the first new line is judged, with their remaining time.
         await self.run_in_worker(self.enforcer.start, store, time.time())
         self.last_seq = int(summary["last_seq"])
+        self._try_watch()
         self._task = asyncio.create_task(self._follow_loop(), name="plex-security-follow")
+
+    def _try_watch(self) -> None:
+        self._next_watch_try = time.monotonic() + RECONCILE_INTERVAL
+        watch, why = watch_folder(self._config.monitor.log_path.parent)
+        if watch is None:
+            _LOGGER.info("watching the Plex log by polling only: %s", why)
+            return
+        self._watch = watch
+        asyncio.get_running_loop().add_reader(watch.fd, self._on_change)
+
+    def _on_change(self) -> None:
+        if self._watch is not None and self._watch.drain():
+            self._wake.set()
+
+    def _stop_watch(self) -> None:
+        if self._watch is not None:
+            asyncio.get_running_loop().remove_reader(self._watch.fd)
+            self._watch.close()
+            self._watch = None
 
     async def stop(self) -> None:
         """Stop following and close the database after the last batch is committed."""
@@ -101,6 +127,7 @@ class Monitor:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._stop_watch()
         if self._follower is not None:
             await self.run_in_worker(self._follower.close)
         if self._store is not None:
@@ -163,6 +190,8 @@ class Monitor:
     async def _follow_loop(self) -> None:
         interval = self._config.monitor.poll_interval
         while True:
+            # Cleared before the read: a write during the read sets it again and is not missed.
+            self._wake.clear()
             try:
                 count, last_seq = await self.run_in_worker(self._step)
                 self.error = None
@@ -182,8 +211,11 @@ class Monitor:
                 self._next_purge = now + PURGE_INTERVAL
                 await self._purge()
             await self._announce(last_seq)
+            if self._watch is None and now >= self._next_watch_try:
+                self._try_watch()
             if count == 0:
-                await asyncio.sleep(interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), interval)
 
     async def _reconcile(self) -> None:
         try:
@@ -242,6 +274,7 @@ class Monitor:
             "available": True,
             "log_path": str(self._config.monitor.log_path),
             "following": bool(follower and follower.following),
+            "watch": "inotify" if self._watch is not None else "poll",
             "lines_processed": self.lines,
             "access_lines": self.access_lines,
             "lines_per_minute": self.lines_per_minute(),

@@ -124,3 +124,52 @@ def test_ten_megabyte_line_is_dropped_with_bounded_memory(tmp_path: Path) -> Non
     assert lines == ["before", "after"]
     assert follower.oversized_lines == 1
     assert len(follower._partial) == 0
+
+
+def drain(follower: LogFollower, calls: int = 50, max_bytes: int = 8 << 20) -> list[str]:
+    lines: list[str] = []
+    for _ in range(calls):
+        lines += follower.read_lines(max_bytes=max_bytes)
+    return lines
+
+
+def test_backfill_reads_rotated_files_oldest_first(tmp_path: Path) -> None:
+    log = tmp_path / "Plex Media Server.log"
+    write(rotated_name(log, 3), "three-a\nthree-b\n")
+    write(rotated_name(log, 2), "two-a\ntwo-b")  # a finished file's last line needs no newline
+    write(rotated_name(log, 1), "one\n")
+    write(log, "live\n")
+    follower = LogFollower(log, None, backfill=True)
+    assert drain(follower) == ["three-a", "three-b", "two-a", "two-b", "one", "live"]
+    write(log, "later\n")
+    assert follower.read_lines() == ["later"]
+
+    plain = LogFollower(log, None)  # without backfill history stays unread
+    assert drain(plain) == []
+
+
+def test_restart_in_the_middle_of_a_backfill_after_two_rotations(tmp_path: Path) -> None:
+    log = tmp_path / "Plex Media Server.log"
+    expected = []
+    for number in (2, 1):
+        text = "".join(f"r{number}-{i:04d}\n" for i in range(400))
+        write(rotated_name(log, number), text)
+        expected += text.splitlines()
+    write(log, "live-1\n")
+    expected.append("live-1")
+    first = LogFollower(log, None, backfill=True, chunk_size=256)
+    got = first.read_lines(max_bytes=512)  # a few lines of the oldest file only
+    assert 0 < len(got) < 400
+    saved = first.position
+    first.close()
+    # Plex rotates twice while the helper is down: the file it stopped in is now the .4
+    for turn in (2, 3):
+        for number in (4, 3, 2, 1):
+            if rotated_name(log, number).exists():
+                rotated_name(log, number).rename(rotated_name(log, number + 1))
+        log.rename(rotated_name(log, 1))
+        write(log, f"live-{turn}\n")
+        expected.append(f"live-{turn}")
+    second = LogFollower(log, saved, chunk_size=256)
+    got += drain(second, calls=400, max_bytes=512)
+    assert got == expected  # nothing lost, nothing twice

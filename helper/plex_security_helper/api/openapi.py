@@ -203,6 +203,7 @@ _STATUS: dict[str, Any] = {
                 "available": {"type": "boolean"},
                 "log_path": {"type": "string"},
                 "following": {"type": "boolean"},
+                "watch": {"type": "string", "enum": ["inotify", "poll"]},
                 "lines_processed": {"type": "integer"},
                 "access_lines": {"type": "integer"},
                 "lines_per_minute": {"type": "integer"},

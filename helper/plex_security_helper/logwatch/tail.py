@@ -2,14 +2,16 @@
 
 The position is an (inode, offset) pair that the caller persists together with what it
 derived from the lines, so a restart neither loses nor repeats a line. Rotation
-(``X.log`` renamed to ``X.1.log``), copy-truncate and a missing file are survived.
-Blocking file I/O: call :meth:`LogFollower.read_lines` from a worker thread.
+(``X.log`` renamed to ``X.1.log``), copy-truncate and a missing file are survived; a
+restart finds the file it stopped in among the rotated ones by its inode and reads every
+newer one. With backfill, a first start reads the rotated files (oldest first) and the
+live file from their beginnings. Blocking file I/O: call :meth:`LogFollower.read_lines`
+from a worker thread.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -26,9 +28,18 @@ class Position:
     offset: int
 
 
-def rotated_name(path: Path) -> Path:
-    """Plex renames ``Plex Media Server.log`` to ``Plex Media Server.1.log``."""
-    return path.with_name(f"{path.stem}.1{path.suffix}")
+MAX_ROTATED = 9  # Plex keeps .1 to .5; a few more tolerate other rotators
+
+
+def rotated_name(path: Path, number: int = 1) -> Path:
+    """Plex renames ``Plex Media Server.log`` to ``Plex Media Server.1.log`` (then .2, … .5)."""
+    return path.with_name(f"{path.stem}.{number}{path.suffix}")
+
+
+def rotated_files(path: Path) -> list[Path]:
+    """The rotated siblings of *path* that exist, oldest (highest number) first."""
+    found = [rotated_name(path, n) for n in range(MAX_ROTATED, 0, -1)]
+    return [p for p in found if p.is_file()]
 
 
 class LogFollower:
@@ -53,6 +64,9 @@ class LogFollower:
         self._skipping = False  # inside an over-long line whose rest is dropped
         self._resume = position
         self._backfill = backfill
+        # Finished files still to be read before the live one (opened up front, so renames
+        # while they wait do not matter); the live file is the last entry.
+        self._backlog: list[tuple[BinaryIO, int]] = []
         self.oversized_lines = 0
         self.truncations = 0
         self.rotations = 0
@@ -70,26 +84,51 @@ class LogFollower:
         return Position(self._inode, self._offset)
 
     def close(self) -> None:
-        """Release the file."""
+        """Release the file (and any waiting in the backlog)."""
         if self._file is not None:
             self._file.close()
             self._file = None
+        for handle, _ in self._backlog:
+            handle.close()
+        self._backlog = []
 
-    def _open(self, path: Path, offset: int) -> bool:
-        try:
-            handle = path.open("rb")
-        except OSError:
-            return False
-        self.close()
+    def _use(self, handle: BinaryIO, offset: int) -> None:
+        if self._file is not None:
+            self._file.close()
         self._file = handle
         self._inode = os.fstat(handle.fileno()).st_ino
         self._offset = offset
         self._partial = b""
         self._skipping = False
         handle.seek(offset)
+
+    def _open(self, path: Path, offset: int) -> bool:
+        try:
+            handle = path.open("rb")
+        except OSError:
+            return False
+        self._use(handle, offset)
         return True
 
-    def _first_open(self) -> list[str]:
+    def _start_backlog(self, files: list[tuple[Path, int]]) -> None:
+        """Open every file now, read the first; the last one is the live file."""
+        opened: list[tuple[BinaryIO, int]] = []
+        for path, offset in files:
+            try:
+                opened.append((path.open("rb"), offset))
+            except OSError:
+                continue  # removed since it was listed: nothing to read there
+        if opened:
+            handle, offset = opened.pop(0)
+            self._use(handle, offset)
+        self._backlog = opened
+
+    @property
+    def _historic(self) -> bool:
+        """True while reading a finished (rotated) file of the backlog."""
+        return bool(self._backlog)
+
+    def _first_open(self, max_bytes: int) -> list[str]:
         """Open the file for the first time, resuming a persisted position if it still exists."""
         try:
             st = self.path.stat()
@@ -97,26 +136,43 @@ class LogFollower:
             # Whatever appears later is new: read it from its start.
             self._backfill = True
             return []
-        lines: list[str] = []
         resume, self._resume = self._resume, None
         if resume is not None and resume.inode == st.st_ino and resume.offset <= st.st_size:
             self._open(self.path, resume.offset)
-            return lines
+            return []
+        older = rotated_files(self.path)
         if resume is not None:
-            # Rotated while we were away: finish the old file first, then read the new one whole.
-            old = rotated_name(self.path)
-            try:
-                old_st = old.stat()
-            except OSError:
-                old_st = None
-            same = old_st is not None and old_st.st_ino == resume.inode and resume.offset <= old_st.st_size
-            if same and self._open(old, resume.offset):
-                self._drain_into(lines, sys.maxsize)
-                self.rotations += 1
-            self._open(self.path, 0)
-            return lines
+            # Rotated while we were away: finish the file we were in, then every newer one.
+            for index, path in enumerate(older):
+                try:
+                    old_st = path.stat()
+                except OSError:
+                    continue
+                if old_st.st_ino == resume.inode and resume.offset <= old_st.st_size:
+                    files = [(path, resume.offset), *((p, 0) for p in older[index + 1 :]), (self.path, 0)]
+                    self._start_backlog(files)
+                    self.rotations += 1
+                    return self._read_backlog(max_bytes)
+            self._open(self.path, 0)  # the file we were in is gone: start the live one
+            return []
+        if self._backfill and older:
+            self._start_backlog([*((p, 0) for p in older), (self.path, 0)])
+            return self._read_backlog(max_bytes)
         self._open(self.path, 0 if self._backfill else st.st_size)
-        return lines
+        return []
+
+    def _read_backlog(self, max_bytes: int) -> list[str]:
+        """Lines of the finished file being read; at its end, move to the next file."""
+        out: list[str] = []
+        if self._drain_into(out, max_bytes):
+            return out
+        # A finished file ends where it ends: a last line without a newline is complete.
+        if self._partial and not self._skipping:
+            out.append(self._partial.decode("utf-8", "replace").rstrip("\r"))
+            self._offset += len(self._partial)
+        handle, offset = self._backlog.pop(0)
+        self._use(handle, offset)
+        return out
 
     def _read_chunk(self, out: list[str]) -> bool:
         assert self._file is not None
@@ -150,7 +206,9 @@ class LogFollower:
     def read_lines(self, max_bytes: int = 8 * DEFAULT_CHUNK) -> list[str]:
         """Return the complete lines appended since the last call (at most about *max_bytes*)."""
         if self._file is None:
-            return self._first_open()
+            return self._first_open(max_bytes)
+        if self._historic:
+            return self._read_backlog(max_bytes)
         out: list[str] = []
         try:
             st = self.path.stat()
@@ -173,8 +231,14 @@ class LogFollower:
             self._drain_into(out, max_bytes)
         return out
 
-    def _drain_into(self, out: list[str], max_bytes: int) -> None:
-        """Append complete lines to *out* until the end of the file or about *max_bytes* read."""
+    def _drain_into(self, out: list[str], max_bytes: int) -> bool:
+        """Append complete lines to *out* until the end of the file or about *max_bytes* read.
+
+        True when it stopped for the byte budget (the file may hold more).
+        """
         read = 0
-        while read < max_bytes and self._read_chunk(out):
+        while read < max_bytes:
+            if not self._read_chunk(out):
+                return False
             read += self._chunk
+        return True

@@ -1,0 +1,75 @@
+"""Linux inotify on the log's folder, through libc: the follower is woken when Plex writes.
+
+The folder is watched rather than the file, so rotation (a rename and a new file) and a
+file that appears later are seen too. Polling stays underneath: where inotify is missing or
+a file system never reports changes (some network mounts), the poll interval still finds
+every line; inotify only makes the wait short.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+IN_MODIFY = 0x002
+IN_ATTRIB = 0x004
+IN_CLOSE_WRITE = 0x008
+IN_MOVED_FROM = 0x040
+IN_MOVED_TO = 0x080
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+WATCH_MASK = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+READ_SIZE = 64 * 1024
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+class FolderWatch:
+    """A non-blocking inotify descriptor watching one folder; :meth:`drain` empties it."""
+
+    def __init__(self, folder: Path) -> None:
+        libc = _libc()
+        try:
+            init1 = libc.inotify_init1
+            add_watch = libc.inotify_add_watch
+        except AttributeError as err:
+            raise OSError("inotify is not available on this system") from err
+        add_watch.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
+        fd = int(init1(os.O_NONBLOCK | os.O_CLOEXEC))
+        if fd < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"inotify_init1: {os.strerror(code)}")
+        if int(add_watch(fd, os.fsencode(folder), WATCH_MASK)) < 0:
+            code = ctypes.get_errno()
+            os.close(fd)
+            raise OSError(code, f"inotify_add_watch {folder}: {os.strerror(code)}")
+        self.fd = fd
+
+    def drain(self) -> bool:
+        """Read every pending event; True if there was any (their details do not matter)."""
+        seen = False
+        while True:
+            try:
+                data = os.read(self.fd, READ_SIZE)
+            except BlockingIOError:
+                return seen
+            if not data:
+                return seen
+            seen = True
+
+    def close(self) -> None:
+        """Release the descriptor (and with it the watch)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def watch_folder(folder: Path) -> tuple[FolderWatch | None, str]:
+    """A watch on *folder* (and ""), or None and why polling alone has to do."""
+    try:
+        return FolderWatch(folder), ""
+    except OSError as err:
+        return None, str(err)
