@@ -89,6 +89,8 @@ def latency(samples: int) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="plexsec-lat-"))
     helper = HelperProcess(work / "helper")
+    # One long-poll per sample, back to back: more than the API's per-client rate allows.
+    helper.extra_config = f'[api]\nhost = "127.0.0.1"\nport = {helper.port}\ntoken = "{helper.token}"\nrate_limit = 0\n'
     helper.start()
     try:
         times: list[float] = []

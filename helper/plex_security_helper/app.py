@@ -15,6 +15,7 @@ from .api.audit import routes as audit_routes
 from .api.auth import BadTokenThrottle, RequestRate, token_middleware
 from .api.bans import routes as ban_routes
 from .api.errors import error_middleware
+from .api.ips import routes as ip_routes
 from .api.routes import AUDITOR_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
 from .audit.runner import Auditor, schedule
 from .config import Config
@@ -80,6 +81,7 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(routes)
     app.add_routes(ban_routes)
     app.add_routes(audit_routes)
+    app.add_routes(ip_routes)
 
     async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
         await monitor.start()

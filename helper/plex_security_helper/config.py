@@ -365,7 +365,8 @@ clients = []
 log_path = {_toml_str(log_path)}
 # Seconds between checks of the log for new lines.
 poll_interval = 0.05
-# Read the whole existing file at first start instead of only new lines.
+# At first start, read the rotated files (oldest first) and the whole live file instead of
+# only new lines. Replayed history is reported; only the last day's attacks ban.
 backfill = false
 
 [detect]

@@ -12,22 +12,23 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Config
 from .firewall.enforcer import Enforcer
-from .logwatch.detect import Detector, Verdicts
+from .logwatch.detect import Detector, Verdicts, is_probe
 from .logwatch.inotify import FolderWatch, watch_folder
 from .logwatch.plexlog import LogParser, RequestJoiner
 from .logwatch.tail import LogFollower, Position
-from .store import Store, open_store
+from .store import AddressTally, Store, open_store
 
 _LOGGER = logging.getLogger(__name__)
 DAY = 86_400.0
 PURGE_INTERVAL = 3600.0
 RECONCILE_INTERVAL = 30.0
 MAX_FAILED_AUTH_ROWS = 2_000_000
+MAX_ADDRESS_ROWS = 1_000_000
 
 
 @dataclass(slots=True)
@@ -39,6 +40,16 @@ class _Batch:
     access: int = 0
     last_time: float | None = None
     position: Position | None = None
+    tallies: dict[str, AddressTally] = field(default_factory=dict)
+
+    def tally(self, ip: str, when: float) -> AddressTally:
+        """The running counts of *ip* in this batch."""
+        found = self.tallies.get(ip)
+        if found is None:
+            found = self.tallies[ip] = AddressTally(first_seen=when, last_seen=when)
+        found.first_seen = min(found.first_seen, when)
+        found.last_seen = max(found.last_seen, when)
+        return found
 
 
 class Monitor:
@@ -135,6 +146,11 @@ class Monitor:
         self._executor.shutdown(wait=True)
 
     @property
+    def config(self) -> Config:
+        """The helper's configuration."""
+        return self._config
+
+    @property
     def store(self) -> Store:
         """The database, for queries run on the worker thread."""
         assert self._store is not None
@@ -162,8 +178,17 @@ class Monitor:
             batch.access += 1
             batch.last_time = rec.time
             event = self._joiner.feed(rec)
-            if event is not None:
+            if event is not None and not event.suspect:
+                tally = batch.tally(event.ip, event.time)
+                tally.requests += 1
+                tally.probes += is_probe(event.path)
                 self._detector.feed(event, batch.verdicts)
+        for failure in batch.verdicts.failures:
+            batch.tally(failure.ip, failure.time).failed_auth += 1
+        for alert in batch.verdicts.alerts:
+            tally = batch.tally(alert.ip, alert.time)
+            tally.alerts += 1
+            tally.last_alert = alert.kind
         batch.position = self._follower.position
         return self._commit(batch)
 
@@ -171,7 +196,9 @@ class Monitor:
         assert self._store is not None
         verdicts = batch.verdicts
         try:
-            stored = self._store.commit_batch(verdicts.failures, verdicts.alerts, batch.position, verdicts.learned)
+            stored = self._store.commit_batch(
+                verdicts.failures, verdicts.alerts, batch.position, verdicts.learned, batch.tallies
+            )
         except Exception:
             self._pending = batch
             raise
@@ -227,7 +254,7 @@ class Monitor:
         """Apply retention so that a months-long flood keeps the database bounded."""
         before = time.time() - self._config.retention_days * DAY
         try:
-            removed = await self.run_in_worker(self.store.purge, before, MAX_FAILED_AUTH_ROWS)
+            removed = await self.run_in_worker(self.store.purge, before, MAX_FAILED_AUTH_ROWS, MAX_ADDRESS_ROWS)
         except Exception as err:  # noqa: BLE001 - retention failing must not stop following
             _LOGGER.warning("retention purge failed: %s", err)
             return

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS failed_auth (
     id INTEGER PRIMARY KEY, ip TEXT NOT NULL, ts REAL NOT NULL, path TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS failed_auth_ts ON failed_auth (ts);
+CREATE INDEX IF NOT EXISTS failed_auth_ip ON failed_auth (ip, ts);
 CREATE TABLE IF NOT EXISTS alerts (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL, ip TEXT NOT NULL, ts REAL NOT NULL,
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     count INTEGER NOT NULL, score INTEGER NOT NULL, detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts);
+CREATE INDEX IF NOT EXISTS alerts_ip ON alerts (ip, seq);
 CREATE TABLE IF NOT EXISTS bans (
     target TEXT PRIMARY KEY,
     created REAL NOT NULL, expires REAL NOT NULL,
@@ -43,6 +45,12 @@ CREATE TABLE IF NOT EXISTS user_networks (
     user TEXT NOT NULL, network TEXT NOT NULL, first_seen REAL NOT NULL, PRIMARY KEY (user, network)
 );
 CREATE TABLE IF NOT EXISTS allows (target TEXT PRIMARY KEY, reason TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS addresses (
+    ip TEXT PRIMARY KEY, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+    requests INTEGER NOT NULL, failed_auth INTEGER NOT NULL, probes INTEGER NOT NULL,
+    alerts INTEGER NOT NULL, last_alert TEXT
+);
+CREATE INDEX IF NOT EXISTS addresses_last_seen ON addresses (last_seen);
 """
 
 
@@ -53,6 +61,22 @@ class FailedAuth:
     ip: str
     time: float
     path: str
+
+
+@dataclass(slots=True)
+class AddressTally:
+    """What one address did within one batch; added to its running totals on commit."""
+
+    first_seen: float
+    last_seen: float
+    requests: int = 0
+    failed_auth: int = 0
+    probes: int = 0
+    alerts: int = 0
+    last_alert: str | None = None
+
+
+_ADDRESS_FIELDS = ("first_seen", "last_seen", "requests", "failed_auth", "probes", "alerts", "last_alert")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +198,13 @@ class Store:
         alerts: list[Alert],
         position: Position | None,
         learned: Iterable[tuple[str, str, float]] = (),
+        tallies: Mapping[str, AddressTally] | None = None,
     ) -> list[Alert]:
-        """Record a batch of derived facts and the position after it atomically; return stored alerts."""
+        """Record a batch of derived facts and the position after it atomically; return stored alerts.
+
+        The per-address totals are in the same transaction as the position, so a batch is
+        counted exactly once however often it is retried.
+        """
         stored: list[Alert] = []
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
@@ -184,6 +213,17 @@ class Store:
                 ((f.ip, f.time, f.path) for f in failures),
             )
             self._db.executemany("INSERT OR IGNORE INTO user_networks VALUES (?, ?, ?)", learned)
+            self._db.executemany(
+                "INSERT INTO addresses VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ip) DO UPDATE SET"
+                " first_seen = MIN(first_seen, excluded.first_seen), last_seen = MAX(last_seen, excluded.last_seen),"
+                " requests = requests + excluded.requests, failed_auth = failed_auth + excluded.failed_auth,"
+                " probes = probes + excluded.probes, alerts = alerts + excluded.alerts,"
+                " last_alert = COALESCE(excluded.last_alert, last_alert)",
+                (
+                    (ip, t.first_seen, t.last_seen, t.requests, t.failed_auth, t.probes, t.alerts, t.last_alert)
+                    for ip, t in (tallies or {}).items()
+                ),
+            )
             for alert in alerts:
                 cur = self._db.execute(
                     "INSERT INTO alerts (kind, ip, ts, first_seen, last_seen, count, score, detail)"
@@ -262,13 +302,40 @@ class Store:
             "last_attack": last_attack[0].as_json() if last_attack else None,
         }
 
-    def purge(self, before: float, max_failed_auth: int) -> int:
-        """Drop rows older than *before* and the oldest failures beyond *max_failed_auth*.
+    def address(self, ip: str) -> dict[str, Any] | None:
+        """The running totals of one address, or None if it was never seen (or was purged)."""
+        row = self._db.execute(
+            "SELECT first_seen, last_seen, requests, failed_auth, probes, alerts, last_alert"
+            " FROM addresses WHERE ip = ?",
+            (ip,),
+        ).fetchone()
+        return dict(zip(_ADDRESS_FIELDS, row, strict=True)) if row else None
 
+    def alerts_for(self, ip: str, limit: int) -> list[Alert]:
+        """The newest alerts about *ip*, newest first."""
+        rows = self._db.execute("SELECT seq FROM alerts WHERE ip = ? ORDER BY seq DESC LIMIT ?", (ip, limit))
+        return [a for (seq,) in rows.fetchall() for a in self.alerts_after(seq - 1, 1)]
+
+    def failed_auth_count(self, ip: str, since: float) -> int:
+        """Failed logins of one address since *since*."""
+        row = self._db.execute("SELECT COUNT(*) FROM failed_auth WHERE ip = ? AND ts >= ?", (ip, since)).fetchone()
+        return int(row[0])
+
+    def purge(self, before: float, max_failed_auth: int, max_addresses: int = 1_000_000) -> int:
+        """Drop rows older than *before* and the oldest rows beyond the caps.
+
+        The caps are *max_failed_auth* failures and *max_addresses* address totals (the
+        longest-quiet go first), so a months-long flood or a spray of addresses stays bounded.
         The alert sequence keeps counting up (AUTOINCREMENT), so cursors stay valid.
         """
         with self._db:
             n = self._db.execute("DELETE FROM failed_auth WHERE ts < ?", (before,)).rowcount
+            n += self._db.execute("DELETE FROM addresses WHERE last_seen < ?", (before,)).rowcount
+            n += self._db.execute(
+                "DELETE FROM addresses WHERE ip IN"
+                " (SELECT ip FROM addresses ORDER BY last_seen DESC LIMIT -1 OFFSET ?)",
+                (max_addresses,),
+            ).rowcount
             n += self._db.execute("DELETE FROM alerts WHERE ts < ?", (before,)).rowcount
             n += self._db.execute(
                 "DELETE FROM failed_auth WHERE id <= (SELECT MAX(id) FROM failed_auth) - ?", (max_failed_auth,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from plex_security_helper.logwatch.tail import Position
-from plex_security_helper.store import Alert, FailedAuth, Store
+from plex_security_helper.store import AddressTally, Alert, FailedAuth, Store
 
 
 def alert(ip: str, t: float) -> Alert:
@@ -34,4 +34,35 @@ def test_failed_auth_rows_are_capped(tmp_path: Path) -> None:
     removed = store.purge(before=0.0, max_failed_auth=20)
     assert removed == 30
     assert store.failed_auth_by_ip(0.0) == {"203.0.113.1": 20}
+    store.close()
+
+
+def test_address_totals_add_up_and_stay_bounded(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.commit_batch([], [], None, tallies={"192.0.2.1": AddressTally(100.0, 110.0, requests=3, failed_auth=2)})
+    store.commit_batch(
+        [],
+        [],
+        None,
+        tallies={
+            "192.0.2.1": AddressTally(90.0, 120.0, requests=1, probes=1, alerts=1, last_alert="probe"),
+            "192.0.2.2": AddressTally(300.0, 300.0, requests=1),
+            "192.0.2.3": AddressTally(400.0, 400.0, requests=1),
+        },
+    )
+    store.commit_batch([], [], None, tallies={"192.0.2.1": AddressTally(130.0, 130.0, requests=1)})
+    assert store.address("192.0.2.1") == {
+        "first_seen": 90.0,
+        "last_seen": 130.0,
+        "requests": 5,
+        "failed_auth": 2,
+        "probes": 1,
+        "alerts": 1,
+        "last_alert": "probe",  # a batch without alerts keeps the last one
+    }
+    # Retention by age, then a cap that keeps the most recently seen.
+    store.purge(before=200.0, max_failed_auth=10, max_addresses=1)
+    assert store.address("192.0.2.1") is None
+    assert store.address("192.0.2.2") is None
+    assert store.address("192.0.2.3") is not None
     store.close()

@@ -411,6 +411,62 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/ips/{ip}": {
+            "get": {
+                "operationId": "address_report",
+                "parameters": [
+                    {
+                        "name": "ip",
+                        "in": "path",
+                        "required": True,
+                        "description": "One IPv4 or IPv6 address",
+                        "schema": {"type": "string", "maxLength": 64},
+                    }
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["ip", "seen", "failed_auth_recent", "window_s", "alerts", "bans", "allowed"],
+                            "properties": {
+                                "ip": {"type": "string"},
+                                "seen": {
+                                    "type": "object",
+                                    "nullable": True,
+                                    "description": "Running totals since the address was first seen",
+                                    "required": [
+                                        "first_seen",
+                                        "last_seen",
+                                        "requests",
+                                        "failed_auth",
+                                        "probes",
+                                        "alerts",
+                                        "last_alert",
+                                    ],
+                                    "properties": {
+                                        "first_seen": {"type": "number"},
+                                        "last_seen": {"type": "number"},
+                                        "requests": {"type": "integer"},
+                                        "failed_auth": {"type": "integer"},
+                                        "probes": {"type": "integer"},
+                                        "alerts": {"type": "integer"},
+                                        "last_alert": {"type": "string", "nullable": True},
+                                    },
+                                },
+                                "failed_auth_recent": {"type": "integer"},
+                                "window_s": {"type": "integer"},
+                                "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}},
+                                "bans": {"type": "array", "items": {"$ref": "#/components/schemas/Ban"}},
+                                "allowed": {"type": "boolean"},
+                            },
+                        },
+                        "What is known about the address",
+                    ),
+                    "400": _json(_ERROR, "Not one address"),
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
         "/api/v1/allow": {
             "get": {
                 "operationId": "list_allow",
