@@ -28,14 +28,14 @@ GEN = ROOT.parent / "shared" / "tools" / "gen_plex_log.py"
 FILTER = ROOT / "helper" / "plex_security_helper" / "data" / "fail2ban" / "filter.d" / "plex-security.conf"
 
 
-def measure(cmd: list[str]) -> tuple[float, int, str]:
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """Run *cmd*; return wall seconds, the child's own peak RSS in MiB (wait4), and its stdout."""
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
         pid = os.posix_spawnp(
             cmd[0],
             cmd,
-            dict(os.environ),
+            {**os.environ, **(env or {})},
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
                 (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
@@ -60,6 +60,9 @@ def throughput(lines: int) -> None:
         helper = shutil.which("plex-security-helper") or str(Path(sys.executable).parent / "plex-security-helper")
         ours_s, ours_rss, ours_out = measure([helper, "scan", "--json", str(log)])
         ours = json.loads(ours_out)
+        # The reference pipeline (the live monitor's Python code) on the same file, for scale.
+        ref_s, _, ref_out = measure([helper, "scan", "--json", str(log)], {"PLEX_SECURITY_SCAN": "python"})
+        same_as_reference = json.loads(ref_out) == ours
         ours_bf = {a["ip"] for a in ours["addresses"] if a["failed_auth"] >= 5 and a["verdict"] == "ban"}
 
         f2b = shutil.which("fail2ban-regex")
@@ -73,6 +76,10 @@ def throughput(lines: int) -> None:
         n = planted["lines"]
         print(f"ours:           {n / ours_s:>12,.0f} lines/s  ({ours_s:.1f} s, peak RSS {ours_rss} MiB)")
         print(f"fail2ban-regex: {n / f2b_s:>12,.0f} lines/s  ({f2b_s:.1f} s, peak RSS {f2b_rss} MiB)")
+        print(
+            f"reference (pure Python, the live monitor's code): {n / ref_s:,.0f} lines/s;"
+            f" same report as the compiled scan: {'yes' if same_as_reference else 'NO'}"
+        )
         print(f"ratio ours/fail2ban-regex: {f2b_s / ours_s:.2f}x  (target >= 20x)")
         print(f"peak RSS under 200 MB: {'yes' if ours_rss < 200 else 'NO'}")
         same = ours_bf == f2b_bf
