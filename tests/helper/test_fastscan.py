@@ -7,6 +7,7 @@ hostile variations (non-ASCII, forged tails, invalid addresses, clashing request
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -25,6 +26,9 @@ from plex_security_helper.logwatch.scan import ScanReport, compiled_available, o
 from plex_security_helper.thresholds import DetectConfig
 from tests.helper.test_plexlog import load_samples
 
+# More than the suite's default: this one property guards the whole compiled parser and joiner
+# (bench/fuzz_long.py raises it further through the environment).
+HOSTILE_EXAMPLES = int(os.environ.get("PLEXSEC_FASTSCAN_EXAMPLES", "1500"))
 SAMPLES = Path(__file__).parent / "samples" / "plex-access.log"
 GEN = Path(__file__).resolve().parents[2].parent / "shared" / "tools" / "gen_plex_log.py"
 DEFAULTS = DetectConfig(failed_auth_threshold=5, failed_auth_window=600)
@@ -233,7 +237,7 @@ def access_line(draw: st.DrawFn) -> str:
     return line
 
 
-@settings(max_examples=max(1500, settings().max_examples))
+@settings(max_examples=HOSTILE_EXAMPLES)
 @given(st.lists(access_line(), max_size=60), st.integers(1, 4))
 def test_hostile_line_sequences(lines: list[str], capacity: int) -> None:
     data = "\n".join(lines).encode("utf-8", "surrogatepass")
