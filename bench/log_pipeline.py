@@ -53,6 +53,8 @@ def throughput(lines: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="plexsec-bench-"))
     try:
         log = work / "Plex Media Server.log"
+        if not GEN.is_file():
+            raise SystemExit(f"the log generator is missing: {GEN} (the project's shared tools)")
         planted = json.loads(subprocess.check_output([sys.executable, str(GEN), str(log), str(lines)]))
         size_mb = log.stat().st_size / 1e6
         print(f"log: {planted['lines']} lines, {size_mb:.0f} MB")
