@@ -205,6 +205,10 @@ class HelperClient:
         """Allow-list an address or network (lifts the bans it covers)."""
         return await self._request("POST", "/allow", body={"ip": ip, "reason": reason})
 
+    async def lookup(self, ip: str) -> dict[str, Any]:
+        """What the helper knows about one address."""
+        return await self._request("GET", f"/ips/{quote(ip, safe='')}")
+
     async def run_audit(self) -> dict[str, Any]:
         """Audit now; returns the report."""
         data = await self._request("POST", "/audit", timeout=120)

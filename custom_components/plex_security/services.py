@@ -1,4 +1,4 @@
-"""Services: ban, unban and allow an address on one helper or all of them; run an audit.
+"""Services: ban, unban, allow and look up an address on one helper or all of them; run an audit.
 
 Registered once in ``async_setup``. Without ``config_entry_id`` a call goes to every loaded
 helper, so one tap bans an attacker on every Plex server.
@@ -26,6 +26,7 @@ from .const import (
     DOMAIN,
     SERVICE_ALLOW_IP,
     SERVICE_BAN_IP,
+    SERVICE_LOOKUP_IP,
     SERVICE_RUN_AUDIT,
     SERVICE_UNBAN_IP,
 )
@@ -50,6 +51,8 @@ ALLOW_SCHEMA = vol.Schema(
     {vol.Required(ATTR_IP): cv.string, vol.Optional(ATTR_REASON, default=""): _REASON, _ENTRY: cv.string}
 )
 AUDIT_SCHEMA = vol.Schema({_ENTRY: cv.string})
+LOOKUP_SCHEMA = vol.Schema({vol.Required(ATTR_IP): cv.string, _ENTRY: cv.string})
+RECENT_ALERTS = 5
 
 
 def _address(value: str) -> str:
@@ -164,6 +167,39 @@ async def _allow(call: ServiceCall) -> ServiceResponse:
     return {"allowed": results}
 
 
+async def _lookup(call: ServiceCall) -> ServiceResponse:
+    ip = _address(call.data[ATTR_IP])
+    if "/" in ip:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="invalid_ip", translation_placeholders={"ip": ip}
+        )
+    results: list[JsonValueType] = []
+    for entry in _entries(call.hass, call):
+        try:
+            known = await entry.runtime_data.client.lookup(ip)
+        except HelperError as err:
+            raise helper_failure(entry, err) from err
+        alerts = known.get("alerts") or []
+        results.append(
+            {
+                "server": entry.title,
+                "ip": known.get("ip"),
+                "seen": known.get("seen"),
+                "failed_logins_recent": known.get("failed_auth_recent"),
+                "allowed": known.get("allowed"),
+                "bans": [
+                    {"ip": b.get("ip"), "expires": b.get("expires"), "reason": b.get("reason")}
+                    for b in known.get("bans") or []
+                ],
+                "recent_alerts": [
+                    {"kind": a.get("kind"), "time": a.get("time"), "count": a.get("count")}
+                    for a in alerts[:RECENT_ALERTS]
+                ],
+            }
+        )
+    return {"servers": results}
+
+
 async def _audit(call: ServiceCall) -> ServiceResponse:
     results: list[JsonValueType] = []
     for entry in _entries(call.hass, call):
@@ -186,3 +222,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         (SERVICE_RUN_AUDIT, _audit, AUDIT_SCHEMA),
     ):
         hass.services.async_register(DOMAIN, name, handler, schema=schema, supports_response=SupportsResponse.OPTIONAL)
+    # A lookup is its answer: only callable with a response.
+    hass.services.async_register(
+        DOMAIN, SERVICE_LOOKUP_IP, _lookup, schema=LOOKUP_SCHEMA, supports_response=SupportsResponse.ONLY
+    )

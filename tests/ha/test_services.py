@@ -16,6 +16,7 @@ from custom_components.plex_security.const import DOMAIN
 from plex_security_helper.demo.plexemu import PlexState
 from tests.ha.conftest import audited_helper, call_service, entry_data, make_entry, state_of
 from tests.helperproc import HelperProcess
+from tests.plexlines import failed_login
 
 
 async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -84,9 +85,30 @@ async def test_allow_lifts_the_ban_and_audit_reports_scores(hass: HomeAssistant,
     assert response["audits"][0]["counts"]["critical"] == 2
 
 
+async def test_lookup_tells_what_each_helper_knows(hass: HomeAssistant, two_servers: Servers) -> None:
+    first, _, first_entry, _ = two_servers
+    await hass.async_add_executor_job(first.wait_for, lambda s: s["monitor"]["following"])
+    attack = [line for n in range(6) for line in failed_login("203.0.113.9", port=43000 + n)]
+    await hass.async_add_executor_job(first.append, *attack)
+    await hass.async_add_executor_job(first.wait_for, lambda s: s["failed_logins"]["total"] >= 6)
+    response = await call_service(hass, "lookup_ip", {"ip": " 203.0.113.9 "})
+    assert response is not None
+    here, there = response["servers"]
+    assert (here["server"], there["server"]) == ("Plex Security (127.0.0.1)", "Plex Security (second)")
+    assert (here["seen"]["requests"], here["seen"]["failed_auth"], here["failed_logins_recent"]) == (6, 6, 6)
+    assert "failed_login_burst" in [a["kind"] for a in here["recent_alerts"]]
+    assert [b["ip"] for b in here["bans"]] == ["203.0.113.9"]
+    assert there["seen"] is None and there["bans"] == [] and there["recent_alerts"] == []
+
+    response = await call_service(hass, "lookup_ip", {"ip": "192.168.1.4", "config_entry_id": first_entry.entry_id})
+    assert [(s["server"], s["allowed"]) for s in response["servers"]] == [("Plex Security (127.0.0.1)", True)]
+
+
 @pytest.mark.parametrize(
     ("service", "data", "key"),
     [
+        ("lookup_ip", {"ip": "203.0.113.0/24"}, "invalid_ip"),
+        ("lookup_ip", {"ip": "nope"}, "invalid_ip"),
         ("ban_ip", {"ip": "203.0.113.300"}, "invalid_ip"),
         ("ban_ip", {"ip": "203.0.113.7/24"}, "invalid_ip"),
         ("ban_ip", {"ip": "evil.example; rm -rf /"}, "invalid_ip"),
@@ -102,7 +124,7 @@ async def test_invalid_input_is_a_translated_validation_error(
 ) -> None:
     await _setup(hass, make_entry(audited))
     with pytest.raises(ServiceValidationError) as err:
-        await hass.services.async_call(DOMAIN, service, data, blocking=True)
+        await hass.services.async_call(DOMAIN, service, data, blocking=True, return_response=True)
     assert err.value.translation_key == key
     assert (await hass.async_add_executor_job(audited.get, "/api/v1/bans"))["bans"] == []
 
