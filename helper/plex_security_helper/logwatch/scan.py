@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..store import Alert
 from ..thresholds import DetectConfig
 from .detect import (
     BAN_KINDS,
@@ -88,6 +89,13 @@ class ScanReport:
     addresses: dict[str, AddressReport] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
 
+    def record(self, alert: Alert) -> None:
+        """Note an alert: its kind becomes a reason, a ban kind makes the verdict "ban"."""
+        target = self.addresses.setdefault(alert.ip, AddressReport())
+        target.reasons.add(alert.kind)
+        target.ban = target.ban or alert.kind in BAN_KINDS
+        self.alerts.append(alert.as_json())
+
     def as_json(self) -> dict[str, Any]:
         """``{"lines", "parsed", "addresses": [{"ip", "verdict", "failed_auth", "probes", "requests", "reasons"}]}``."""
         order = {"ban": 0, "watch": 1, "ok": 2}
@@ -146,10 +154,7 @@ def scan_lines(
             verdicts.failures.clear()
         if verdicts.alerts:
             for alert in verdicts.alerts:
-                target = addresses.setdefault(alert.ip, AddressReport())
-                target.reasons.add(alert.kind)
-                target.ban = target.ban or alert.kind in BAN_KINDS
-                report.alerts.append(alert.as_json())
+                report.record(alert)
             verdicts.alerts.clear()
     return report
 
@@ -262,10 +267,7 @@ def _scan_compiled(
             net_class=net_class,
             extra=extra or {},
         )
-        target = report.addresses.setdefault(ip, AddressReport())
-        target.reasons.add(kind)
-        target.ban = target.ban or kind in BAN_KINDS
-        report.alerts.append(alert.as_json())
+        report.record(alert)
 
     scanner = _fastscan.Scanner(
         facts=_address_facts,
