@@ -406,3 +406,36 @@ def test_local_time_across_zone_changes(
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_the_scanner_object_refuses_misuse() -> None:
+    from plex_security_helper.logwatch import _fastscan
+
+    def nothing(*_args: object) -> None:
+        return None
+
+    good: dict[str, Any] = {
+        **dict.fromkeys(("facts", "classify", "sanitise", "epoch", "parse", "alert"), nothing),
+        **dict.fromkeys(("window", "threshold", "scan_window", "flood", "trust", "factor"), 1.0),
+        **dict.fromkeys(("probe_threshold", "scan_paths", "capacity", "seed"), 1),
+        "max_sources": 4,
+    }
+    with pytest.raises(ValueError, match="max_sources"):
+        _fastscan.Scanner(**{**good, "max_sources": 1})
+    with pytest.raises(TypeError):
+        _fastscan.Scanner(**{**good, "window": "soon"})
+    scanner = _fastscan.Scanner(**good)
+    with pytest.raises(RuntimeError, match="once"):
+        scanner.__init__(**good)  # type: ignore[misc]
+    with pytest.raises(RuntimeError, match="not initialised"):
+        _fastscan.Scanner.__new__(_fastscan.Scanner).feed(b"x\n")
+
+    # a callback that fails stops the scan with its own error
+    def broken(_text: str) -> None:
+        raise LookupError("facts unavailable")
+
+    line = b"Nov 20, 2026 08:00:01.000 [1] DEBUG - Request: [203.0.113.7:4000 (WAN)] GET / (1 live)\n"
+    with pytest.raises(LookupError, match="facts unavailable"):
+        _fastscan.Scanner(**{**good, "facts": broken}).feed(line)
+    assert scanner.feed(b"no newline yet") == 0
+    assert scanner.result() == (0, 0, [])

@@ -48,12 +48,11 @@ typedef struct {
 static Node TOMB_NODE;
 #define TOMB (&TOMB_NODE)
 
-static uint64_t hash_seed;
-
+/* Keyed by a per-scanner random seed, so that crafted paths cannot be made to collide. */
 static uint64_t
-hash_bytes(const char *p, Py_ssize_t n)
+hash_bytes(uint64_t seed, const char *p, Py_ssize_t n)
 {
-    uint64_t h = hash_seed ^ ((uint64_t)n * 0x9E3779B97F4A7C15ull);
+    uint64_t h = seed ^ ((uint64_t)n * 0x9E3779B97F4A7C15ull);
     while (n >= 8) {
         uint64_t k;
         memcpy(&k, p, 8);
@@ -358,6 +357,7 @@ typedef struct {
     PyObject *trace; /* None, or called with every record and event (tests compare them) */
     /* thresholds (DetectConfig) */
     double window, threshold, scan_window, trust, factor, flood;
+    uint64_t seed;
     Py_ssize_t probe_threshold, scan_paths, max_sources, capacity;
     /* state */
     Map addrs, canon, paths, users, pending, by_port, minutes, seconds, sources;
@@ -408,7 +408,7 @@ ip_lookup(Scanner *s, const char *text, Py_ssize_t n)
     Node *node = s->last_addr;
     if (node != NULL && node->klen == n && memcmp(node->key, text, (size_t)n) == 0)
         return (int)node->v.i;
-    uint64_t h = hash_bytes(text, n);
+    uint64_t h = hash_bytes(s->seed, text, n);
     node = map_get(&s->addrs, text, n, h);
     if (node != NULL) {
         s->last_addr = node;
@@ -438,7 +438,7 @@ ip_lookup(Scanner *s, const char *text, Py_ssize_t n)
             Py_DECREF(facts);
             return -1;
         }
-        uint64_t ch = hash_bytes(canon, cn);
+        uint64_t ch = hash_bytes(s->seed, canon, cn);
         Node *cnode = map_get(&s->canon, canon, cn, ch);
         if (cnode != NULL) {
             id = (int)cnode->v.i;
@@ -465,7 +465,7 @@ path_lookup(Scanner *s, const char *text, Py_ssize_t n)
     Node *node = s->last_path;
     if (node != NULL && node->klen == n && memcmp(node->key, text, (size_t)n) == 0)
         return node->v.p;
-    uint64_t h = hash_bytes(text, n);
+    uint64_t h = hash_bytes(s->seed, text, n);
     node = map_get(&s->paths, text, n, h);
     if (node != NULL) {
         s->last_path = node;
@@ -504,7 +504,7 @@ path_lookup(Scanner *s, const char *text, Py_ssize_t n)
 static UserInfo *
 user_lookup(Scanner *s, const char *text, Py_ssize_t n)
 {
-    uint64_t h = hash_bytes(text, n);
+    uint64_t h = hash_bytes(s->seed, text, n);
     Node *node = map_get(&s->users, text, n, h);
     if (node != NULL)
         return node->v.p;
@@ -546,7 +546,7 @@ epoch_lookup(Scanner *s, const char *p, double *out)
         return 0;
     }
     int sec = (p[19] - '0') * 10 + (p[20] - '0');
-    uint64_t h = hash_bytes(p, 19);
+    uint64_t h = hash_bytes(s->seed, p, 19);
     Node *node = map_get(&s->minutes, p, 19, h);
     if (node == NULL) {
         char hms[8];
@@ -569,7 +569,7 @@ epoch_lookup(Scanner *s, const char *p, double *out)
     if (sec < 60 && !Py_IS_NAN(node->v.d)) {
         epoch = node->v.d + sec;
     } else {
-        h = hash_bytes(p, 21);
+        h = hash_bytes(s->seed, p, 21);
         Node *one = map_get(&s->seconds, p, 21, h);
         if (one == NULL) {
             if (call_epoch(s, p, p + 13, &epoch) < 0)
@@ -962,7 +962,7 @@ forget_connection(Scanner *s, int port, const char *key, Py_ssize_t klen)
     int ip_id;
     memcpy(&ip_id, key, 4);
     int pklen = by_port_key(pk, ip_id, port);
-    size_t i = map_slot(&s->by_port, pk, pklen, hash_bytes(pk, pklen));
+    size_t i = map_slot(&s->by_port, pk, pklen, hash_bytes(s->seed, pk, pklen));
     Node *bn = s->by_port.slots[i].node;
     if (bn != NULL && bn->v.i == klen && memcmp(PAYLOAD(bn), key, (size_t)klen) == 0)
         map_remove_at(&s->by_port, i);
@@ -972,7 +972,7 @@ forget_connection(Scanner *s, int port, const char *key, Py_ssize_t klen)
 static int
 take(Scanner *s, const char *key, Py_ssize_t klen, Pending *out)
 {
-    size_t i = map_slot(&s->pending, key, klen, hash_bytes(key, klen));
+    size_t i = map_slot(&s->pending, key, klen, hash_bytes(s->seed, key, klen));
     Node *n = s->pending.slots[i].node;
     if (n == NULL)
         return 0;
@@ -1028,7 +1028,7 @@ expire_sources(Scanner *s)
     for (i = 0; i < count; i++) {
         Node *n = all[i];
         if (i < keep) {
-            Node *m = map_add(&fresh, n->key, n->klen, hash_bytes(n->key, n->klen));
+            Node *m = map_add(&fresh, n->key, n->klen, hash_bytes(s->seed, n->key, n->klen));
             if (m == NULL) {
                 free(all);
                 map_free(&fresh);
@@ -1054,7 +1054,7 @@ get_src(Scanner *s, IpRec *ip)
     const char *key = PyUnicode_AsUTF8AndSize(ip->skey, &kn);
     if (key == NULL)
         return NULL;
-    uint64_t h = hash_bytes(key, kn);
+    uint64_t h = hash_bytes(s->seed, key, kn);
     Node *n = map_get(&s->sources, key, kn, h);
     if (n == NULL) {
         if ((Py_ssize_t)s->sources.used >= s->max_sources) {
@@ -1340,7 +1340,7 @@ handle(Scanner *s, Rec *r)
             s->q_until = r->time + 2.0;
             s->q_owner = r->ip_id;
         }
-        uint64_t h = hash_bytes(s->keybuf, klen);
+        uint64_t h = hash_bytes(s->seed, s->keybuf, klen);
         Node *n = map_get(&s->pending, s->keybuf, klen, h);
         if (n != NULL)
             forget_connection(s, ((Pending *)PAYLOAD(n))->port, s->keybuf, klen);
@@ -1352,7 +1352,7 @@ handle(Scanner *s, Rec *r)
         p->signed_in = r->signed_in;
         p->user = r->user;
         /* by_port: (ip, port) -> the pending key, stored after the node's own key */
-        uint64_t ph = hash_bytes(pk, pklen);
+        uint64_t ph = hash_bytes(s->seed, pk, pklen);
         Node *bn = map_get(&s->by_port, pk, pklen, ph);
         if (bn != NULL && bn->v.i != klen) {
             map_remove(&s->by_port, bn);
@@ -1377,7 +1377,7 @@ handle(Scanner *s, Rec *r)
         found = take(s, s->keybuf, klen, &req);
     }
     if (!found && !r->has_rid) {
-        Node *bn = map_get(&s->by_port, pk, pklen, hash_bytes(pk, pklen));
+        Node *bn = map_get(&s->by_port, pk, pklen, hash_bytes(s->seed, pk, pklen));
         if (bn != NULL) {
             /* take() drops this very entry: work on a copy of the key it holds */
             Py_ssize_t n = bn->v.i;
@@ -1463,6 +1463,10 @@ Scanner_feed(Scanner *s, PyObject *args)
 {
     Py_buffer buf;
     int final = 0;
+    if (s->keybuf == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the Scanner was not initialised");
+        return NULL;
+    }
     if (!PyArg_ParseTuple(args, "y*|p", &buf, &final))
         return NULL;
     const char *p = buf.buf, *e = p + buf.len, *line = p;
@@ -1558,25 +1562,30 @@ Scanner_init(Scanner *s, PyObject *args, PyObject *kw)
     static char *names[] = {"facts", "classify", "sanitise", "epoch", "parse", "alert", "window", "threshold",
                             "probe_threshold", "scan_paths", "scan_window", "flood", "trust", "factor",
                             "max_sources", "capacity", "seed", "trace", NULL};
-    unsigned long long seed = 0;
-    s->trace = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOddnnddddnnK|O", names, &s->facts, &s->classify, &s->sanitise,
-                                     &s->epoch, &s->parse, &s->alert, &s->window, &s->threshold, &s->probe_threshold,
-                                     &s->scan_paths, &s->scan_window, &s->flood, &s->trust, &s->factor,
-                                     &s->max_sources, &s->capacity, &seed, &s->trace))
+    if (s->keybuf != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "a Scanner is initialised once");
         return -1;
-    Py_INCREF(s->trace);
+    }
+    /* Parsed into locals first: a failure must leave no borrowed reference for dealloc. */
+    unsigned long long seed = 0;
+    PyObject *facts, *classify, *sanitise, *epoch, *parse, *alert, *trace = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOddnnddddnnK|O", names, &facts, &classify, &sanitise, &epoch,
+                                     &parse, &alert, &s->window, &s->threshold, &s->probe_threshold, &s->scan_paths,
+                                     &s->scan_window, &s->flood, &s->trust, &s->factor, &s->max_sources, &s->capacity,
+                                     &seed, &trace))
+        return -1;
     if (s->max_sources < 2 || s->capacity < 1) {
         PyErr_SetString(PyExc_ValueError, "max_sources must be >= 2 and capacity >= 1");
         return -1;
     }
-    Py_INCREF(s->facts);
-    Py_INCREF(s->classify);
-    Py_INCREF(s->sanitise);
-    Py_INCREF(s->epoch);
-    Py_INCREF(s->parse);
-    Py_INCREF(s->alert);
-    hash_seed = seed;
+    s->facts = Py_NewRef(facts);
+    s->classify = Py_NewRef(classify);
+    s->sanitise = Py_NewRef(sanitise);
+    s->epoch = Py_NewRef(epoch);
+    s->parse = Py_NewRef(parse);
+    s->alert = Py_NewRef(alert);
+    s->trace = Py_NewRef(trace);
+    s->seed = seed;
     if (map_init(&s->addrs, NULL) < 0 || map_init(&s->canon, NULL) < 0 || map_init(&s->paths, pathinfo_free) < 0
         || map_init(&s->users, userinfo_free) < 0 || map_init(&s->pending, NULL) < 0
         || map_init(&s->by_port, NULL) < 0 || map_init(&s->minutes, NULL) < 0
