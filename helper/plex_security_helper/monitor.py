@@ -125,6 +125,10 @@ class Monitor:
     def _on_change(self) -> None:
         if self._watch is not None and self._watch.drain():
             self._wake.set()
+            if self._watch.lost:
+                # The folder was removed (a Plex reinstall): poll, and watch again once it is back.
+                self._stop_watch()
+                self._next_watch_try = time.monotonic() + RECONCILE_INTERVAL
 
     def _stop_watch(self) -> None:
         if self._watch is not None:

@@ -50,3 +50,19 @@ def test_an_attack_is_judged_without_waiting_for_the_poll(tmp_path: Path, socket
         assert "failed_login_burst" in [a["kind"] for a in body["alerts"]]
     finally:
         helper.stop()
+
+
+def test_a_removed_folder_loses_the_watch(tmp_path: Path) -> None:
+    folder = tmp_path / "Logs"
+    folder.mkdir()
+    watch, why = watch_folder(folder)
+    assert watch is not None, why
+    try:
+        (folder / "Plex Media Server.log").write_text("x\n")
+        assert watch.drain() and not watch.lost
+        (folder / "Plex Media Server.log").unlink()
+        folder.rmdir()
+        assert watch.drain()
+        assert watch.lost  # polling takes over; the monitor watches again once the folder is back
+    finally:
+        watch.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 from pathlib import Path
 
 IN_MODIFY = 0x002
@@ -20,7 +21,9 @@ IN_MOVED_TO = 0x080
 IN_CREATE = 0x100
 IN_DELETE = 0x200
 WATCH_MASK = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+IN_IGNORED = 0x8000  # the watch is gone: the folder was deleted or its file system unmounted
 READ_SIZE = 64 * 1024
+_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
 
 
 def _libc() -> ctypes.CDLL:
@@ -47,9 +50,10 @@ class FolderWatch:
             os.close(fd)
             raise OSError(code, f"inotify_add_watch {folder}: {os.strerror(code)}")
         self.fd = fd
+        self.lost = False  # the folder went away: this watch will never report again
 
     def drain(self) -> bool:
-        """Read every pending event; True if there was any (their details do not matter)."""
+        """Read every pending event; True if there was any (which file changed does not matter)."""
         seen = False
         while True:
             try:
@@ -59,6 +63,11 @@ class FolderWatch:
             if not data:
                 return seen
             seen = True
+            offset = 0
+            while offset + _EVENT.size <= len(data):
+                _wd, mask, _cookie, name_len = _EVENT.unpack_from(data, offset)
+                self.lost = self.lost or bool(mask & IN_IGNORED)
+                offset += _EVENT.size + name_len
 
     def close(self) -> None:
         """Release the descriptor (and with it the watch)."""
