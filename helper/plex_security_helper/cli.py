@@ -15,6 +15,8 @@ from . import __version__
 if TYPE_CHECKING:
     import logging
 
+    from .config import Config
+
 # Each command imports what it needs when it runs: `scan` of a big log is judged in well under
 # a second, and importing the web server, the audits and the demo first would double that.
 
@@ -96,19 +98,27 @@ def _quiet_bad_requests(record: logging.LogRecord) -> bool:
     return True
 
 
+def _read_config(path: Path) -> Config | None:
+    """The configuration, or None after saying on stderr why it cannot be used."""
+    from .config import ConfigError, load_config  # noqa: PLC0415
+
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import logging  # noqa: PLC0415
 
     from aiohttp import web  # noqa: PLC0415
 
     from .app import create_app  # noqa: PLC0415
-    from .config import ConfigError, load_config  # noqa: PLC0415
     from .tlscert import TlsError, server_context  # noqa: PLC0415
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    config = _read_config(args.config)
+    if config is None:
         return 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -184,13 +194,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     from .audit.fixscript import render as render_fix_script  # noqa: PLC0415
     from .audit.runner import Auditor  # noqa: PLC0415
-    from .config import ConfigError, load_config  # noqa: PLC0415
     from .firewall.enforcer import Enforcer  # noqa: PLC0415
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    config = _read_config(args.config)
+    if config is None:
         return 2
     auditor = Auditor(config.audit, Enforcer(config.firewall))
     report = asyncio.run(auditor.run())
@@ -263,13 +270,10 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
     detect = DetectConfig(failed_auth_threshold=5, failed_auth_window=600)
     if args.config is not None:
-        try:
-            from .config import ConfigError, load_config  # noqa: PLC0415
-
-            detect = load_config(args.config).detect
-        except ConfigError as err:
-            print(f"error: {err}", file=sys.stderr)
+        config = _read_config(args.config)
+        if config is None:
             return 2
+        detect = config.detect
     missing = [str(p) for p in args.logfiles if not p.is_file()]
     if missing:
         print(f"error: not a readable file: {', '.join(missing)}", file=sys.stderr)
