@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from plex_security_helper.logwatch.tail import LogFollower, rotated_name
 
@@ -173,3 +176,22 @@ def test_restart_in_the_middle_of_a_backfill_after_two_rotations(tmp_path: Path)
     second = LogFollower(log, saved, chunk_size=256)
     got += drain(second, calls=400, max_bytes=512)
     assert got == expected  # nothing lost, nothing twice
+
+
+def test_backfill_when_the_live_file_vanishes_while_it_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "Plex Media Server.log"
+    write(rotated_name(log, 1), "old\n")
+    write(log, "")
+    real_open = Path.open
+
+    def open_but_not_the_live_file(path: Path, *args: Any, **kwargs: Any) -> Any:
+        if path == log:
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_but_not_the_live_file)
+    follower = LogFollower(log, None, backfill=True)
+    assert drain(follower, calls=3) == ["old"]  # the rotated file alone, no crash
+    monkeypatch.undo()
+    write(log, "new\n")  # the live file again: followed from its start
+    assert drain(follower, calls=3) == ["new"]

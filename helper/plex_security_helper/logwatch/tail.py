@@ -164,8 +164,10 @@ class LogFollower:
     def _read_backlog(self, max_bytes: int) -> list[str]:
         """Lines of the finished file being read; at its end, move to the next file."""
         out: list[str] = []
-        if self._drain_into(out, max_bytes):
-            return out
+        if self._file is None:
+            return out  # nothing of the backlog could be opened: start over on the next call
+        if self._drain_into(out, max_bytes) or not self._backlog:
+            return out  # more to read here, or no newer file opened: follow this one
         # A finished file ends where it ends: a last line without a newline is complete.
         if self._partial and not self._skipping:
             out.append(self._partial.decode("utf-8", "replace").rstrip("\r"))
