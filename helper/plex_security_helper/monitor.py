@@ -84,6 +84,7 @@ class Monitor:
         self._watch: FolderWatch | None = None
         self._wake = asyncio.Event()
         self._next_watch_try = 0.0
+        self._watch_problem = ""
 
     async def run_in_worker[T](self, func: Callable[..., T], *args: Any) -> T:
         """Run *func* on the worker thread that owns the database."""
@@ -117,8 +118,11 @@ class Monitor:
         self._next_watch_try = time.monotonic() + RECONCILE_INTERVAL
         watch, why = watch_folder(self._config.monitor.log_path.parent)
         if watch is None:
-            _LOGGER.info("watching the Plex log by polling only: %s", why)
+            if why != self._watch_problem:  # said once, not every retry
+                _LOGGER.info("watching the Plex log by polling only: %s", why)
+            self._watch_problem = why
             return
+        self._watch_problem = ""
         self._watch = watch
         asyncio.get_running_loop().add_reader(watch.fd, self._on_change)
 
