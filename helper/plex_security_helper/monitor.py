@@ -110,6 +110,7 @@ class Monitor:
         self._detector.restore(networks, recent, quiet)
         # Bans come back before the first new line is judged, with their remaining time.
         await self.run_in_worker(self.enforcer.start, store, time.time())
+        await self.run_in_worker(self._ban_unhandled)
         self.last_seq = int(summary["last_seq"])
         self._try_watch()
         self._task = asyncio.create_task(self._follow_loop(), name="plex-security-follow")
@@ -200,6 +201,20 @@ class Monitor:
         batch.position = self._follower.position
         return self._commit(batch)
 
+    def _ban_unhandled(self) -> None:
+        """Act on alerts stored before a crash cut off their bans (worker thread).
+
+        Alerts and bans are two commits; the ban cursor moves after the second, so whatever
+        lies above it was never acted on. A ban that was made and later lifted is below it.
+        """
+        assert self._store is not None
+        now, cursor = time.time(), self._store.ban_cursor()
+        unhandled = [a for a in self._store.alerts_after(cursor, 1_000_000) if a.time > now - DAY]
+        if unhandled:
+            _LOGGER.info("acting on %d alerts stored just before the helper stopped", len(unhandled))
+            self.enforcer.auto_ban(self._store, unhandled, now)
+        self._store.set_ban_cursor(self._store.last_seq())
+
     def _commit(self, batch: _Batch) -> tuple[int, int]:
         assert self._store is not None
         verdicts = batch.verdicts
@@ -216,6 +231,7 @@ class Monitor:
             now = time.time()
             # Replayed history (backfill) informs; only what happened within a day bans.
             self.enforcer.auto_ban(self._store, [a for a in stored if a.time > now - DAY], now)
+            self._store.set_ban_cursor(self._store.last_seq())
         self.lines += batch.lines
         self.access_lines += batch.access
         if batch.last_time is not None:

@@ -179,6 +179,8 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        # A database from before the cursor existed has had its alerts judged already.
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('ban_cursor', ?)", (str(self.last_seq()),))
 
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed by SQLite)."""
@@ -351,6 +353,15 @@ class Store:
             (target,),
         ).fetchone()
         return _ban(row) if row else None
+
+    def ban_cursor(self) -> int:
+        """The newest alert whose ban verdict has been acted on (alerts above it still need it)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'ban_cursor'").fetchone()
+        return int(row[0]) if row else 0
+
+    def set_ban_cursor(self, seq: int) -> None:
+        """Record that the alerts up to *seq* have been acted on."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('ban_cursor', ?)", (str(seq),))
 
     def put_bans(self, bans: Iterable[Ban]) -> None:
         """Record bans (one transaction), replacing earlier records of the same targets."""

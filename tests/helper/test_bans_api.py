@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from plex_security_helper.store import Alert, Store
 from tests.helper.contract import validate_response
 from tests.helperproc import HelperProcess
 from tests.plexlines import failed_login
@@ -170,3 +171,36 @@ def test_allow_list_lifts_bans_and_blocks_new_ones(monitor_helper: HelperProcess
     assert h.call("POST", "/api/v1/bans", {"ip": "203.0.113.77"})[0] == 201
     for body, error in (({"ip": "10.0.0.0/8"}, "too_broad"), ({"ip": "x"}, "invalid_address"), ({}, "invalid_body")):
         assert h.call("POST", "/api/v1/allow", body)[1]["error"] == error
+
+
+def test_alerts_stored_just_before_a_crash_are_banned_at_the_next_start(tmp_path: Path, socket_enabled: None) -> None:
+    helper = HelperProcess(tmp_path / "helper", extra_config=MONITOR)
+    helper.write_config()
+    # What a helper killed between storing its alerts and banning leaves behind.
+    now = time.time()
+
+    def stored_alert(kind: str, ip: str, age: float, verdict: str) -> Alert:
+        detail = {"verdict": verdict, "source": ip, "window_s": 600}
+        return Alert(kind, ip, now - age, now - age - 60, now - age, 5, 100, detail)
+
+    store = Store(helper.root / "state.db")
+    store.commit_batch(
+        [],
+        [
+            stored_alert("failed_login_burst", "203.0.113.44", 60, "ban"),
+            stored_alert("failed_login_burst", "203.0.113.45", 3 * 86_400, "ban"),  # history: informs only
+            stored_alert("new_location", "203.0.113.46", 60, "watch"),
+        ],
+        None,
+    )
+    store.close()
+    helper.start()
+    try:
+        assert [b["ip"] for b in helper.get("/api/v1/bans")["bans"]] == ["203.0.113.44"]
+        # A ban lifted on purpose stays lifted across the next restart.
+        assert helper.call("DELETE", "/api/v1/bans/203.0.113.44")[0] == 200
+        helper.stop()
+        helper.start()
+        assert helper.get("/api/v1/bans")["bans"] == []
+    finally:
+        helper.stop()
