@@ -83,24 +83,27 @@ def test_kill_9_in_the_middle_of_a_flood_loses_and_repeats_nothing(tmp_path: Pat
 
     writer = threading.Thread(target=flood)
     writer.start()
-    helper.wait_for(lambda s: s["alerts"]["count_24h"] >= 20, timeout=20)
-    assert helper.proc is not None
-    helper.proc.send_signal(signal.SIGKILL)
-    helper.proc.wait(timeout=10)
-    helper.proc = None
-    writer.join(timeout=60)
-    helper.start()
-    status = helper.wait_for(lambda s: s["failed_logins"]["total"] == 1000, timeout=30)
-    assert status["alerts"]["count_24h"] == 200
-    alerts = helper.get("/api/v1/alerts?after=0&limit=500")["alerts"]
-    seqs = [a["seq"] for a in alerts]
-    assert seqs == list(range(1, len(seqs) + 1))  # no gap, no repeat
-    per_ip = Counter((a["kind"], a["ip"]) for a in alerts)
-    assert set(per_ip.values()) == {1}
-    assert {ip for kind, ip in per_ip if kind == "failed_login_burst"} == set(attackers)
-    bans = helper.get("/api/v1/bans")["bans"]
-    assert sorted(b["ip"] for b in bans) == sorted(attackers)
-    helper.stop()
+    try:
+        helper.wait_for(lambda s: s["alerts"]["count_24h"] >= 20, timeout=20)
+        assert helper.proc is not None
+        helper.proc.send_signal(signal.SIGKILL)
+        helper.proc.wait(timeout=10)
+        helper.proc = None
+        writer.join(timeout=60)
+        helper.start()
+        status = helper.wait_for(lambda s: s["failed_logins"]["total"] == 1000, timeout=30)
+        assert status["alerts"]["count_24h"] == 200
+        alerts = helper.get("/api/v1/alerts?after=0&limit=500")["alerts"]
+        seqs = [a["seq"] for a in alerts]
+        assert seqs == list(range(1, len(seqs) + 1))  # no gap, no repeat
+        per_ip = Counter((a["kind"], a["ip"]) for a in alerts)
+        assert set(per_ip.values()) == {1}
+        assert {ip for kind, ip in per_ip if kind == "failed_login_burst"} == set(attackers)
+        bans = helper.get("/api/v1/bans")["bans"]
+        assert sorted(b["ip"] for b in bans) == sorted(attackers)
+    finally:
+        writer.join(timeout=60)
+        helper.stop()  # a failed assertion must not leave the helper running
 
 
 def test_a_failing_firewall_is_reported_and_loses_no_ban(tmp_path: Path, socket_enabled: None) -> None:
