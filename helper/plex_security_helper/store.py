@@ -169,6 +169,24 @@ def open_store(path: Path, now: float) -> tuple[Store, str | None]:
         return Store(path), message
 
 
+def _alerts(rows: Iterable[Any]) -> list[Alert]:
+    """Alerts from rows of (seq, kind, ip, ts, first_seen, last_seen, count, score, detail)."""
+    return [
+        Alert(
+            seq=row[0],
+            kind=row[1],
+            ip=row[2],
+            time=row[3],
+            first_seen=row[4],
+            last_seen=row[5],
+            count=row[6],
+            score=row[7],
+            detail=json.loads(row[8]),
+        )
+        for row in rows
+    ]
+
+
 class Store:
     """The helper's database."""
 
@@ -260,25 +278,13 @@ class Store:
 
     def alerts_after(self, seq: int, limit: int) -> list[Alert]:
         """Alerts with a sequence number above *seq*, oldest first."""
-        rows = self._db.execute(
-            "SELECT seq, kind, ip, ts, first_seen, last_seen, count, score, detail"
-            " FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?",
-            (seq, limit),
-        )
-        return [
-            Alert(
-                seq=row[0],
-                kind=row[1],
-                ip=row[2],
-                time=row[3],
-                first_seen=row[4],
-                last_seen=row[5],
-                count=row[6],
-                score=row[7],
-                detail=json.loads(row[8]),
+        return _alerts(
+            self._db.execute(
+                "SELECT seq, kind, ip, ts, first_seen, last_seen, count, score, detail"
+                " FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit),
             )
-            for row in rows
-        ]
+        )
 
     def last_seq(self) -> int:
         """The highest alert sequence number stored (0 when none)."""
@@ -315,8 +321,13 @@ class Store:
 
     def alerts_for(self, ip: str, limit: int) -> list[Alert]:
         """The newest alerts about *ip*, newest first."""
-        rows = self._db.execute("SELECT seq FROM alerts WHERE ip = ? ORDER BY seq DESC LIMIT ?", (ip, limit))
-        return [a for (seq,) in rows.fetchall() for a in self.alerts_after(seq - 1, 1)]
+        return _alerts(
+            self._db.execute(
+                "SELECT seq, kind, ip, ts, first_seen, last_seen, count, score, detail"
+                " FROM alerts WHERE ip = ? ORDER BY seq DESC LIMIT ?",
+                (ip, limit),
+            )
+        )
 
     def failed_auth_count(self, ip: str, since: float) -> int:
         """Failed logins of one address since *since*."""
