@@ -19,6 +19,7 @@ from .api.ips import routes as ip_routes
 from .api.routes import AUDITOR_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
 from .audit.runner import Auditor, schedule
 from .config import Config
+from .model import Origin
 from .monitor import Monitor
 
 MAX_BODY = 64 * 1024
@@ -37,7 +38,7 @@ def _ban_guesser(monitor: Monitor) -> Callable[[str], None]:
                     address,
                     duration=None,
                     reason="guessed the API token",
-                    origin="detector",
+                    origin=Origin.DETECTOR,
                     force=False,
                     now=time.time(),
                 )

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .logwatch.tail import Position
+from .model import BAN_KINDS, AddressTally, Alert, AlertKind, Ban, FailedAuth, Verdict
+
+__all__ = ["AddressTally", "Alert", "Ban", "FailedAuth", "Store", "open_store"]
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -54,89 +57,12 @@ CREATE INDEX IF NOT EXISTS addresses_last_seen ON addresses (last_seen);
 """
 
 
-@dataclass(frozen=True, slots=True)
-class FailedAuth:
-    """One unauthenticated request from outside that the server refused."""
-
-    ip: str
-    time: float
-    path: str
-
-
-@dataclass(slots=True)
-class AddressTally:
-    """What one address did within one batch; added to its running totals on commit."""
-
-    first_seen: float
-    last_seen: float
-    requests: int = 0
-    failed_auth: int = 0
-    probes: int = 0
-    alerts: int = 0
-    last_alert: str | None = None
-
-
 _ADDRESS_FIELDS = ("first_seen", "last_seen", "requests", "failed_auth", "probes", "alerts", "last_alert")
 
 
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """Something the detector judged suspicious; ``seq`` is set once stored."""
-
-    kind: str
-    ip: str
-    time: float
-    first_seen: float
-    last_seen: float
-    count: int
-    score: int
-    detail: dict[str, Any]
-    seq: int = 0
-
-    def as_json(self) -> dict[str, Any]:
-        """The shape served by ``/api/v1/alerts``."""
-        return {
-            "seq": self.seq,
-            "kind": self.kind,
-            "ip": self.ip,
-            "time": self.time,
-            "first_seen": self.first_seen,
-            "last_seen": self.last_seen,
-            "count": self.count,
-            "score": self.score,
-            "detail": self.detail,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Ban:
-    """A ban as recorded: kept after it ends, so that repeat offences can be counted."""
-
-    target: str
-    created: float
-    expires: float
-    reason: str
-    origin: str  # detector | manual | home_assistant
-    offences: int
-    enforced: bool
-    lifted: float | None = None
-
-    def active(self, now: float) -> bool:
-        """In force (or, in monitor mode, what would be in force) at *now*."""
-        return self.lifted is None and self.expires > now
-
-    def as_json(self, now: float) -> dict[str, Any]:
-        """The shape served by ``/api/v1/bans``."""
-        return {
-            "ip": self.target,
-            "created": self.created,
-            "expires": self.expires,
-            "remaining_s": max(0, int(self.expires - now)),
-            "reason": self.reason,
-            "origin": self.origin,
-            "offences": self.offences,
-            "enforced": self.enforced,
-        }
+def _sql_list(kinds: Iterable[str]) -> str:
+    """An SQL list literal of alert kinds: the vocabulary's own words, never client data."""
+    return ", ".join(f"'{kind}'" for kind in kinds)
 
 
 def _ban(row: tuple[Any, ...]) -> Ban:
@@ -293,14 +219,16 @@ class Store:
     def alert_summary(self, since: float) -> dict[str, Any]:
         """Counters for the status snapshot; ban events are in the stream but are not alerts."""
         last_seq = self.last_seq()
+        info, attacks = _sql_list(AlertKind.with_verdict(Verdict.INFO)), _sql_list(sorted(BAN_KINDS))
         recent = self._db.execute(
-            "SELECT COUNT(*) FROM alerts WHERE ts >= ? AND kind NOT IN ('banned', 'unbanned')", (since,)
+            f"SELECT COUNT(*) FROM alerts WHERE ts >= ? AND kind NOT IN ({info})",  # noqa: S608 - our own words
+            (since,),
         ).fetchone()[0]
-        row = self._db.execute("SELECT MAX(seq) FROM alerts WHERE kind NOT IN ('banned', 'unbanned')").fetchone()
+        row = self._db.execute(f"SELECT MAX(seq) FROM alerts WHERE kind NOT IN ({info})").fetchone()  # noqa: S608
         last = self.alerts_after(row[0] - 1, 1) if row and row[0] else []
         # The newest alert that judged an address hostile (a user's new location is not an attack).
         attack = self._db.execute(
-            "SELECT MAX(seq) FROM alerts WHERE kind IN ('failed_login_burst', 'probe', 'scan', 'flood')"
+            f"SELECT MAX(seq) FROM alerts WHERE kind IN ({attacks})"  # noqa: S608 - our own words
         ).fetchone()
         last_attack = self.alerts_after(attack[0] - 1, 1) if attack and attack[0] else []
         return {

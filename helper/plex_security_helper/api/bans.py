@@ -13,6 +13,7 @@ from ..firewall.enforcer import MAX_DURATION, MAX_REASON, MIN_DURATION, NotAllow
 from ..firewall.policy import BanRefused
 from ..firewall.runner import BackendError
 from ..firewall.targets import MAX_TARGET_TEXT, InvalidTarget, parse_target
+from ..model import CALLER_ORIGINS, Origin
 from .errors import json_error
 from .routes import MONITOR_KEY
 
@@ -21,7 +22,7 @@ BAN_BODY = vol.Schema(
         vol.Required("ip"): vol.All(str, vol.Length(min=1, max=MAX_TARGET_TEXT)),
         vol.Optional("duration"): vol.All(int, vol.Range(min=MIN_DURATION, max=MAX_DURATION)),
         vol.Optional("reason", default=""): vol.All(str, vol.Length(max=MAX_REASON)),
-        vol.Optional("origin", default="manual"): vol.In(["manual", "home_assistant"]),
+        vol.Optional("origin", default=Origin.MANUAL.value): vol.In(CALLER_ORIGINS),
         vol.Optional("force", default=False): bool,
     }
 )

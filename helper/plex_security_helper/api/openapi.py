@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
+from ..model import CALLER_ORIGINS, AlertKind, Origin
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _NUM_OR_NULL = {"type": "number", "nullable": True}
@@ -21,7 +22,7 @@ _ALERT: dict[str, Any] = {
     "required": ["seq", "kind", "ip", "time", "first_seen", "last_seen", "count", "score", "detail"],
     "properties": {
         "seq": {"type": "integer", "minimum": 1},
-        "kind": {"type": "string"},
+        "kind": {"type": "string", "enum": [str(k) for k in AlertKind]},
         "ip": {"type": "string"},
         "time": {"type": "number"},
         "first_seen": {"type": "number"},
@@ -71,7 +72,7 @@ _BAN: dict[str, Any] = {
         "expires": {"type": "number"},
         "remaining_s": {"type": "integer", "minimum": 0},
         "reason": {"type": "string"},
-        "origin": {"type": "string", "enum": ["detector", "manual", "home_assistant"]},
+        "origin": {"type": "string", "enum": [str(o) for o in Origin]},
         "offences": {"type": "integer", "minimum": 1},
         "enforced": {"type": "boolean"},
     },
@@ -371,7 +372,7 @@ OPENAPI: dict[str, Any] = {
                 "operationId": "ban",
                 "requestBody": _ip_body(
                     duration={"type": "integer", "minimum": 60, "maximum": 31_536_000},
-                    origin={"type": "string", "enum": ["manual", "home_assistant"]},
+                    origin={"type": "string", "enum": list(CALLER_ORIGINS)},
                     force={"type": "boolean"},
                 ),
                 "responses": {

@@ -15,7 +15,8 @@ from dataclasses import replace
 from typing import Any
 
 from ..config import FirewallConfig
-from ..store import Alert, Ban, Store
+from ..model import Alert, AlertKind, Ban, Origin, Verdict
+from ..store import Store
 from .fail2ban import Fail2banFirewall
 from .geoip import GeoError, load_countries
 from .nft import PROFILES, BanElement, NftFirewall, RateProfile, Ruleset
@@ -24,7 +25,6 @@ from .runner import BackendError
 from .targets import InvalidTarget, Target, parse_target
 
 _LOGGER = logging.getLogger(__name__)
-ORIGINS = ("detector", "manual", "home_assistant")
 MIN_DURATION = 60
 MAX_DURATION = 365 * 86_400
 MAX_REASON = 200
@@ -38,7 +38,7 @@ class NotAllowed(Exception):
     """Removal of an allow-list entry that was never added at run time."""
 
 
-def ban_event(kind: str, ban: Ban, now: float) -> Alert:
+def ban_event(kind: AlertKind, ban: Ban, now: float) -> Alert:
     """A "banned"/"unbanned" entry for the alert stream, so Home Assistant sees every change."""
     return Alert(
         kind=kind,
@@ -49,7 +49,7 @@ def ban_event(kind: str, ban: Ban, now: float) -> Alert:
         count=ban.offences,
         score=0,
         detail={
-            "verdict": "info",
+            "verdict": Verdict.INFO,
             "origin": ban.origin,
             "reason": ban.reason,
             "expires": ban.expires,
@@ -195,8 +195,8 @@ class Enforcer:
     ) -> Ban:
         """A manual or Home Assistant ban. Raises InvalidTarget, BanRefused or BackendError."""
         target = parse_target(text)
-        if origin not in ORIGINS:
-            raise ValueError(f"origin must be one of {', '.join(ORIGINS)}")
+        if origin not in set(Origin):
+            raise ValueError(f"origin must be one of {', '.join(Origin)}")
         if duration is not None and not MIN_DURATION <= duration <= MAX_DURATION:
             raise ValueError(f"duration must be {MIN_DURATION} to {MAX_DURATION} seconds")
         if self.fail2ban is not None and not target.single:
@@ -210,12 +210,12 @@ class Enforcer:
                 self._enforce(store, [ban], now)
             except BackendError as err:
                 self._fail(err)
-                store.commit_batch([], [ban_event("banned", ban, now)], None)
+                store.commit_batch([], [ban_event(AlertKind.BANNED, ban, now)], None)
                 raise BackendError(
                     f"the ban is recorded and will be retried, but the firewall refused it: {err}"
                 ) from None
             ban = replace(ban, enforced=True)
-        store.commit_batch([], [ban_event("banned", ban, now)], None)
+        store.commit_batch([], [ban_event(AlertKind.BANNED, ban, now)], None)
         return ban
 
     def unban(self, store: Store, text: str, now: float) -> Ban:
@@ -224,7 +224,7 @@ class Enforcer:
         lifted = store.lift_ban(target.text, now)
         if lifted is None:
             raise NotBanned(f"{target} is not banned")
-        store.commit_batch([], [ban_event("unbanned", lifted, now)], None)
+        store.commit_batch([], [ban_event(AlertKind.UNBANNED, lifted, now)], None)
         if self.enforcing:
             try:
                 if self.nft is not None:
@@ -240,7 +240,7 @@ class Enforcer:
         """Ban the sources of alerts whose verdict is "ban", as one backend batch."""
         fresh: dict[str, Ban] = {}
         for alert in alerts:
-            if alert.detail.get("verdict") != "ban":
+            if alert.verdict != Verdict.BAN:
                 continue
             try:
                 target = parse_target(str(alert.detail.get("source") or alert.ip))
@@ -254,7 +254,9 @@ class Enforcer:
             if target.text in fresh or (current is not None and current.active(now)):
                 continue
             reason = f"{alert.kind}: {alert.count} in {alert.detail.get('window_s', '?')} s (alert {alert.seq})"
-            fresh[target.text] = self._new_ban(store, target, duration=None, reason=reason, origin="detector", now=now)
+            fresh[target.text] = self._new_ban(
+                store, target, duration=None, reason=reason, origin=Origin.DETECTOR, now=now
+            )
         bans = list(fresh.values())
         if not bans:
             return []
@@ -266,7 +268,7 @@ class Enforcer:
                 bans = [replace(b, enforced=True) for b in bans]
             except BackendError as err:
                 self._fail(err)
-        store.commit_batch([], [ban_event("banned", b, now) for b in bans], None)
+        store.commit_batch([], [ban_event(AlertKind.BANNED, b, now) for b in bans], None)
         return bans
 
     # -- allow-list -------------------------------------------------------------------------

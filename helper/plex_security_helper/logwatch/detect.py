@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..store import Alert, FailedAuth
+from ..model import BAN_KINDS, Alert, AlertKind, FailedAuth, Verdict
 from ..thresholds import DetectConfig
 from .plexlog import LOG_WRITE, HttpEvent, NetClass
 
@@ -139,8 +139,6 @@ class Verdicts:
     learned: list[tuple[str, str, float]] = field(default_factory=list)  # (user, network, time)
 
 
-# Alert kinds whose verdict is "ban": the address is hostile. The others inform.
-BAN_KINDS = frozenset({"failed_login_burst", "probe", "scan", "flood", "log_injection"})
 # A /log message with an encoded line break: an attempt to write whole forged log lines.
 _LOG_INJECTION = re.compile(r"^/log(?:/|\?|$).*(?:%0a|%0d|\\n|\\r)", re.IGNORECASE)
 
@@ -160,7 +158,7 @@ def make_alert(
 ) -> Alert:
     """The alert a rule raises (shared by the detector and the compiled scan)."""
     detail: dict[str, object] = {
-        "verdict": "ban" if kind in BAN_KINDS else "watch",
+        "verdict": Verdict.BAN if kind in BAN_KINDS else Verdict.WATCH,
         "source": source_key(ip),
         "sample_paths": samples,
         "window_s": window_s,
@@ -233,11 +231,13 @@ class Detector:
             return  # possibly written by a /log caller: evidence against nobody
         if event.signed_in and _LOG_INJECTION.match(event.path) and is_public(event.ip):
             src = self._source(source_key(event.ip))
-            self._alert(out, src, "log_injection", event, count=1, score=90, extra={"user": event.user or ""})
+            self._alert(out, src, AlertKind.LOG_INJECTION, event, count=1, score=90, extra={"user": event.user or ""})
         if event.net_class in _LOCAL_CLASSES:
             return
         if event.net_class is NetClass.ALLOWED_WAN and is_public(event.ip):
-            self._alert(out, self._source(source_key(event.ip)), "auth_bypass", event, count=1, score=90, extra={})
+            self._alert(
+                out, self._source(source_key(event.ip)), AlertKind.AUTH_BYPASS, event, count=1, score=90, extra={}
+            )
         key = source_key(event.ip)
         src = self._source(key)
         src.last_seen = event.time
@@ -274,7 +274,9 @@ class Detector:
             needed *= self._cfg.trusted_factor
         if len(src.failures) >= needed:
             count = len(src.failures)
-            self._alert(out, src, "failed_login_burst", event, count=count, score=min(100, 50 + 10 * count), extra={})
+            self._alert(
+                out, src, AlertKind.FAILED_LOGIN_BURST, event, count=count, score=min(100, 50 + 10 * count), extra={}
+            )
 
     def _probe(self, src: _Source, event: HttpEvent, out: Verdicts) -> None:
         src.probes.append(event.time)
@@ -283,7 +285,7 @@ class Detector:
         self._remember(src, event.path)
         if len(src.probes) >= self._cfg.probe_threshold:
             count = len(src.probes)
-            self._alert(out, src, "probe", event, count=count, score=min(100, 60 + 10 * count), extra={})
+            self._alert(out, src, AlertKind.PROBE, event, count=count, score=min(100, 60 + 10 * count), extra={})
 
     def _scan(self, src: _Source, event: HttpEvent, out: Verdicts) -> None:
         """CrowdSec http-probing style: many distinct missing paths within a short leak."""
@@ -294,7 +296,7 @@ class Detector:
             src.misses[event.path] = event.time
         self._remember(src, event.path)
         if len(src.misses) >= self._cfg.scan_distinct_paths:
-            self._alert(out, src, "scan", event, count=len(src.misses), score=70, extra={})
+            self._alert(out, src, AlertKind.SCAN, event, count=len(src.misses), score=70, extra={})
 
     def _count_rate(self, src: _Source, event: HttpEvent, out: Verdicts) -> None:
         src.minute.append(event.time)
@@ -305,7 +307,7 @@ class Detector:
             limit *= self._cfg.trusted_factor
         if len(src.minute) > limit:
             self._alert(
-                out, src, "flood", event, count=len(src.minute), score=60, extra={"per_minute": len(src.minute)}
+                out, src, AlertKind.FLOOD, event, count=len(src.minute), score=60, extra={"per_minute": len(src.minute)}
             )
 
     def _check_location(self, event: HttpEvent, out: Verdicts) -> None:
@@ -322,7 +324,9 @@ class Detector:
         if first:
             return  # the first address a user is seen from is learnt, not reported
         src = self._source(source_key(event.ip))
-        self._alert(out, src, "new_location", event, count=1, score=30, extra={"user": event.user, "network": net})
+        self._alert(
+            out, src, AlertKind.NEW_LOCATION, event, count=1, score=30, extra={"user": event.user, "network": net}
+        )
 
     def _alert(
         self,

@@ -17,10 +17,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..store import Alert
+from ..model import BAN_KINDS, Alert
 from ..thresholds import DetectConfig
 from .detect import (
-    BAN_KINDS,
     Detector,
     Verdicts,
     is_probe,
