@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from plex_security_helper.logwatch.detect import is_failed_auth
-from plex_security_helper.logwatch.plexlog import LogParser, RequestJoiner
+from plex_security_helper.logwatch.join import RequestJoiner
+from plex_security_helper.logwatch.plexlog import LogParser
 
 SAMPLES = Path(__file__).parent / "samples" / "plex-access.log"
 
@@ -74,7 +75,7 @@ PREFIX = "Nov 20, 2026 08:00:01.000 [1] DEBUG - "
 
 @given(
     st.sampled_from(["Request: [203.0.113.5:4000 (WAN)] GET ", "Completed: [203.0.113.5:4000] 401 GET "]),
-    st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\n"), max_size=200),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\n"), min_size=1, max_size=200),
 )
 def test_no_address_but_the_bracket_field(head: str, path: str) -> None:
     """Whatever the client puts into the path, the record's address is the bracket's."""
@@ -82,7 +83,7 @@ def test_no_address_but_the_bracket_field(head: str, path: str) -> None:
     rec = LogParser(ZoneInfo("UTC")).parse(line)
     assert rec is not None
     assert rec.ip == "203.0.113.5"
-    assert rec.forwarded_for is None
+    assert rec.client is None
 
 
 @pytest.mark.parametrize("bad", ["", "\x00" * 50, "Nov 20, 2026 08:00:01.000 [1] DEBUG - Request: [", "é" * 1000])
