@@ -106,3 +106,26 @@ def test_a_request_with_an_id_joins_a_completed_without_one() -> None:
     assert event is not None
     assert (event.net_class.value, event.ip) == ("WAN", "203.0.113.5")  # not the other client's class
     assert is_failed_auth(event)
+
+
+REAL = Path(__file__).parent / "samples" / "real-lines.log"
+
+
+def test_real_public_lines_parse_as_annotated() -> None:
+    """Lines people posted publicly (sources named in the file), 2014 to 2026, every shape."""
+    samples = load_samples(REAL)
+    assert len(samples) >= 100
+    sources = [line for line in REAL.read_text(encoding="utf-8").splitlines() if line.startswith("# source:")]
+    assert len(sources) >= 10
+    parser = LogParser(ZoneInfo("UTC"))
+    parsed = 0
+    for number, expect, line in samples:
+        rec = parser.parse(line)
+        if expect["record"] is None:
+            assert rec is None, f"line {number} should not parse: {rec}"
+            continue
+        assert rec is not None, f"line {number} should parse: {line}"
+        parsed += 1
+        for key, want in expect["record"].items():
+            assert getattr(rec, key) == want, f"line {number}: {key} is {getattr(rec, key)!r}, expected {want!r}"
+    assert parsed >= 60

@@ -33,7 +33,7 @@ RULE_SPAN = 4096
 BENIGN_FAILURE_PATHS = re.compile(
     r"/(?::/(?:timeline|eventsource|websockets|scrobble|progress)"
     r"|video/:/transcode|audio/:/transcode|photo/:/transcode|playQueues|library/metadata/"
-    r"|library/streams/\d{1,12}/levels|library/parts/\d{1,12}/[^?]{0,256}levels)"
+    r"|library/streams/\d{1,12}/levels|library/parts/\d{1,12}/[^ ]{0,256}?levels)"
 )
 # Paths that answer without a token: a success here proves nothing about the client.
 _PUBLIC_PATHS = re.compile(r"/(?:identity|web/|favicon)")
@@ -345,7 +345,11 @@ class Detector:
             score = min(100, AlertKind.FAILED_LOGIN_BURST.score + 10 * count)
             self._alert(out, src, AlertKind.FAILED_LOGIN_BURST, event, count=count, score=score, extra={})
         daily = self._count_slow(src, now)
-        if daily >= self._needed(src, now, self._cfg.slow_failed_auth_threshold):
+        burst_quiet = src.quiet_until.get(f"{AlertKind.FAILED_LOGIN_BURST}:", 0.0)
+        # Slow guessing is what stays below the burst rule: a source the burst rule caught today
+        # is already judged.
+        recently_burst = burst_quiet > now - self._cfg.slow_window
+        if not recently_burst and daily >= self._needed(src, now, self._cfg.slow_failed_auth_threshold):
             self._alert(
                 out,
                 src,
