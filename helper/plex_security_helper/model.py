@@ -215,6 +215,9 @@ class Ban:
     offences: int
     enforced: bool
     lifted: float | None = None
+    # "host": this host's firewall drops it; "proxy": the client came through a trusted reverse
+    # proxy, whose packets this host cannot drop for one client: enforce it at the proxy.
+    enforce_at: str = "host"
 
     def active(self, now: float) -> bool:
         """In force (or, in monitor mode, what would be in force) at *now*."""
@@ -231,4 +234,5 @@ class Ban:
             "origin": self.origin,
             "offences": self.offences,
             "enforced": self.enforced,
+            "enforce_at": self.enforce_at,
         }

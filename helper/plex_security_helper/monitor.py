@@ -48,7 +48,7 @@ class Monitor:
         self._store: Store | None = None
         self._follower: LogFollower | None = None
         self.pipeline = Pipeline(config.detect, trusted_proxies=config.monitor.trusted_proxies)
-        self.enforcer = Enforcer(config.firewall)
+        self.enforcer = Enforcer(config.firewall, config.monitor.trusted_proxies)
         self._next_reconcile = 0.0
         self._task: asyncio.Task[None] | None = None
         self._new_alert = asyncio.Condition()
