@@ -134,6 +134,24 @@ def affected_advisories(
     return [v for v in rows if wanted.intersection(v.ids) and v.affects(version, platform)]
 
 
+def fix_advice(affected: Iterable[Vulnerability]) -> str:
+    """The repair text of a critical exploit alert: the newest fix build among *affected*.
+
+    Rows without a published fix are named as such, so the advice never promises an update that
+    does not exist.
+    """
+    rows = list(affected)
+    fixes = [v.fixed for v in rows if v.fixed is not None]
+    unfixed = [v.id for v in rows if v.fixed is None]
+    parts = []
+    if fixes:
+        fixed_ids = ", ".join(v.id for v in rows if v.fixed is not None)
+        parts.append(f"Update Plex Media Server to {format_version(max(fixes))} or newer ({fixed_ids}).")
+    if unfixed:
+        parts.append(f"No fix published yet for {', '.join(unfixed)}.")
+    return " ".join(parts)
+
+
 def format_version(version: Version) -> str:
     """``1.43.3.10828``."""
     return ".".join(str(n) for n in version)
