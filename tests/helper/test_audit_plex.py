@@ -280,6 +280,14 @@ def test_findings_carry_references_and_say_when_no_fix_exists() -> None:
     assert "CVE-2020-5741" in {f.subject for f in version_findings("1.19.2.2600", "windows")}
 
 
+def test_the_shipped_comment_documents_every_field_the_rows_use() -> None:
+    from importlib import resources
+
+    doc = json.loads((resources.files("plex_security_helper") / "data" / "plex_cves.json").read_text())
+    used = {key for row in doc["vulnerabilities"] for key in row} - {"id", "title"}
+    assert {key for key in used if f"'{key}'" not in doc["comment"]} == set()
+
+
 def test_the_table_refuses_rows_that_would_mislead() -> None:
     def table(**row: object) -> str:
         return json.dumps({"vulnerabilities": [{"id": "X", "severity": "high", "title": "t", **row}]})
