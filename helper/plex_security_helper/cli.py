@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     plex.add_argument("--host", default="127.0.0.1")
     plex.add_argument("--port", type=int, default=32400)
     plex.add_argument("--token", required=True)
-    plex.add_argument("--version", default="1.43.3.10900-abcdef123")
+    plex.add_argument("--version", default="1.43.4.10903-e5521bd8c")
     plex.add_argument("--unclaimed", action="store_true")
     plex.add_argument("--prefs", type=Path, help="a Preferences.xml to serve through /:/prefs")
     plex.add_argument("--log", type=Path, help="append Plex-format access lines for every request")
