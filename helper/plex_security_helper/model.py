@@ -40,6 +40,7 @@ class AlertKind(StrEnum):
     SCAN = "scan"
     FLOOD = "flood"
     LOG_INJECTION = "log_injection"
+    SENSITIVE_REQUEST = "sensitive_request"
     NEW_LOCATION = "new_location"
     AUTH_BYPASS = "auth_bypass"
     BANNED = "banned"
@@ -80,6 +81,7 @@ KIND_INFO: dict[AlertKind, KindInfo] = {
     AlertKind.SCAN: KindInfo(Verdict.BAN, 70, "Path scan"),
     AlertKind.FLOOD: KindInfo(Verdict.BAN, 60, "Request flood"),
     AlertKind.LOG_INJECTION: KindInfo(Verdict.BAN, 90, "Forged log lines"),
+    AlertKind.SENSITIVE_REQUEST: KindInfo(Verdict.WATCH, 50, "Sensitive endpoint from the internet"),
     AlertKind.NEW_LOCATION: KindInfo(Verdict.WATCH, 30, "User from a new location"),
     AlertKind.AUTH_BYPASS: KindInfo(Verdict.WATCH, 90, "Password-free access from the internet"),
     AlertKind.BANNED: KindInfo(Verdict.INFO, 0, "Banned"),

@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from .audit.findings import AuditReport
+from .audit.versions import parse_version
 from .config import Config
 from .firewall.enforcer import Enforcer
 from .logwatch.inotify import FolderWatch, watch_folder
@@ -74,6 +76,12 @@ class Monitor:
         self._wake = asyncio.Event()
         self._next_watch_try = 0.0
         self._watch_problem = ""
+
+    def learn_audit(self, report: AuditReport) -> None:
+        """Keep the running Plex build, so an exploit attempt on an affected build is critical."""
+        version = report.facts.get("plex_version")
+        # One assignment of an immutable tuple: the worker thread reads the old or the new one.
+        self.pipeline.detector.plex_version = parse_version(str(version)) if version else None
 
     async def run_in_worker[T](self, func: Callable[..., T], *args: Any) -> T:
         """Run *func* on the worker thread that owns the database."""

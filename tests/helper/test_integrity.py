@@ -278,3 +278,26 @@ def helper_with_proxy(tmp_path: Path, socket_enabled: None) -> Iterator[HelperPr
     proc.start()
     yield proc
     proc.stop()
+
+
+# -- virtual patches -------------------------------------------------------------------------
+
+
+def test_an_exploit_shape_bans_on_the_first_hit_and_is_critical_on_an_affected_build() -> None:
+    from plex_security_helper.audit.versions import parse_version
+
+    lines = exchange("203.0.113.90", 200, "/photo/:/transcode?url=file%3A%2F%2F%2Fetc%2Fpasswd", when=at(0))
+    for build, severity in (("1.43.3.10828", "critical"), ("1.43.4.10903", "high")):
+        pipeline = Pipeline(DetectConfig())
+        pipeline.detector.plex_version = parse_version(build)
+        pipeline.feed(lines)
+        alerts = pipeline.take().verdicts.alerts
+        assert [(a.kind, a.detail["verdict"], a.detail["severity"]) for a in alerts] == [("exploit", "ban", severity)]
+        assert ("fix" in alerts[0].detail) == (severity == "critical")
+
+
+def test_a_token_endpoint_from_the_internet_is_watched_not_banned() -> None:
+    lines = exchange("203.0.113.91", 200, "/myplex/account", when=at(0), user="shareduser")
+    report = scan_lines(lines, DetectConfig())
+    assert report.addresses["203.0.113.91"].reasons == {"sensitive_request"}
+    assert not report.addresses["203.0.113.91"].ban

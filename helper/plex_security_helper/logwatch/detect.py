@@ -18,8 +18,10 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..audit.versions import Version, affected_advisories, fix_advice
 from ..model import BAN_KINDS, LOCAL_CLASSES, Alert, AlertKind, FailedAuth, HttpEvent, NetClass, Verdict
 from ..thresholds import DetectConfig
+from .exploits import ExploitRule, match_exploit
 
 _AUTH_FAILURES = frozenset({401, 403})
 # The rules look at this much of a path: attack markers sit at its start (the endpoint) or in
@@ -71,9 +73,35 @@ def is_failed_auth(event: HttpEvent) -> bool:
     )
 
 
-@functools.lru_cache(maxsize=65_536)
+# Paths up to this long are cached (they repeat: the same endpoints all day); a cache of
+# CACHED_PATHS entries of at most this size stays a few megabytes whatever a spray of paths does.
+CACHEABLE_PATH = 256
+CACHED_PATHS = 16_384
+
+
 def is_probe(path: str) -> bool:
-    """A path that only an attacker or a vulnerability scanner requests (cached: paths repeat)."""
+    """A path that only an attacker or a vulnerability scanner requests."""
+    return _probe_cached(path) if len(path) <= CACHEABLE_PATH else _probe(path)
+
+
+def classify(method: str, path: str) -> tuple[bool, ExploitRule | None]:
+    """Whether *path* is a probe, and the exploit shape it has (both bounded, short ones cached)."""
+    if len(path) <= CACHEABLE_PATH:
+        return _classify_cached(method, path)
+    return _probe(path), match_exploit(method, path)
+
+
+@functools.lru_cache(maxsize=CACHED_PATHS)
+def _probe_cached(path: str) -> bool:
+    return _probe(path)
+
+
+@functools.lru_cache(maxsize=CACHED_PATHS)
+def _classify_cached(method: str, path: str) -> tuple[bool, ExploitRule | None]:
+    return _probe_cached(path), match_exploit(method, path)
+
+
+def _probe(path: str) -> bool:
     head = path[:RULE_SPAN]
     if PROBE_PATTERNS.search(head) is not None:
         return True
@@ -225,8 +253,9 @@ class Detector:
         self._user_networks: dict[str, set[str]] = {}
         # Private addresses Plex calls WAN (a Docker bridge, a reverse proxy): users seen on each.
         self._private_wan: dict[str, set[str]] = {}
-        flood_cap = config.flood_per_minute * config.trusted_factor + 1
-        self._flood_cap = flood_cap
+        self._flood_cap = config.flood_per_minute * config.trusted_factor + 1
+        # The running Plex build (from the audit), to tell an exploit attempt on an affected build.
+        self.plex_version: Version | None = None
 
     @property
     def tracked_sources(self) -> int:
@@ -306,13 +335,28 @@ class Detector:
         if is_failed_auth(event) and BENIGN_FAILURE_PATHS.match(path) is None:
             self._failure(src, event, out)
 
-    def exploit(self, event: HttpEvent, out: Verdicts, extra: dict[str, object]) -> None:
-        """An exploit's request shape (a virtual patch matched): one hit bans its source."""
+    def exploit(self, event: HttpEvent, rule: ExploitRule, out: Verdicts) -> None:
+        """An exploit's request shape (a virtual patch matched): one hit bans its source.
+
+        Critical when the running build is affected by the rule's advisories (the fix is named).
+        """
         if event.net_class in LOCAL_CLASSES or (event.via is not None and event.via == event.ip):
-            return
+            return  # the owner's network, or a loopback pivot: no address of an attacker to judge
+        affected = affected_advisories(rule.advisories, self.plex_version) if self.plex_version else []
+        extra: dict[str, object] = {
+            "rule": rule.id,
+            "title": rule.title,
+            "advisories": list(rule.advisories),
+            "reference": rule.reference,
+            "affected": [v.id for v in affected],
+            "severity": "critical" if affected else "high",
+        }
+        if affected:
+            extra["fix"] = fix_advice(affected)
+        kind = AlertKind.EXPLOIT if rule.verdict is Verdict.BAN else AlertKind.SENSITIVE_REQUEST
         src = self._source(source_key(event.ip))
         self._remember(src, event.path)
-        self._alert(out, src, AlertKind.EXPLOIT, event, count=1, extra=extra)
+        self._alert(out, src, kind, event, count=1, extra=extra)
 
     def log_injection(self, event: HttpEvent, out: Verdicts, forged: int) -> None:
         """The writer of a /log message that held forged access lines: the writer, nobody else."""
