@@ -47,7 +47,10 @@ class Auditor:
         async with self._lock:
             self.last_started = time.time()
             report = AuditReport(started=self.last_started)
-            async with aiohttp.ClientSession() as session:
+            # The threaded resolver: Plex is an address, and aiodns (when installed) keeps a
+            # thread of its own polling for the helper's whole life.
+            connector = aiohttp.TCPConnector(resolver=aiohttp.ThreadedResolver())
+            async with aiohttp.ClientSession(connector=connector) as session:
                 await self._plex(report, session)
             await self._host(report)
             await self._docker(report)

@@ -300,8 +300,8 @@ class Detector:
                 src.failures.append(when)
         for kind, ip, when, user in alerts:
             if kind == AlertKind.NETWORK_SPREAD:
-                net = self._networks.setdefault(spread_key(ip), _Network())
-                net.quiet_until = max(net.quiet_until, when + self._window)
+                network = self._networks.setdefault(spread_key(ip), _Network())
+                network.quiet_until = max(network.quiet_until, when + self._window)
                 continue
             src = self._source(source_key(ip))
             key = f"{kind}:{user}"
