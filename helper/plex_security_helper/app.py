@@ -16,11 +16,12 @@ from .api.auth import BadTokenThrottle, RequestRate, token_middleware
 from .api.bans import routes as ban_routes
 from .api.errors import error_middleware
 from .api.ips import routes as ip_routes
-from .api.routes import AUDITOR_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
+from .api.routes import AUDITOR_KEY, GEO_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
 from .audit.runner import Auditor, schedule
 from .config import Config
 from .model import Origin
 from .monitor import Monitor
+from .plex import geo
 
 MAX_BODY = 64 * 1024
 _LOGGER = logging.getLogger(__name__)
@@ -79,12 +80,15 @@ def create_app(config: Config) -> web.Application:
     app[HELPER_ID_KEY] = config.helper_id
     app[MAX_WAIT_KEY] = config.api.max_wait
     app[STARTED_KEY] = time.time()
+    places = geo.Geo(config.geo.mmdb, config.geo.cache_size)
+    app[GEO_KEY] = places
     app.add_routes(routes)
     app.add_routes(ban_routes)
     app.add_routes(audit_routes)
     app.add_routes(ip_routes)
 
     async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
+        geo.install(places)
         await monitor.start()
         audits = asyncio.create_task(schedule(auditor, config.audit.interval), name="plex-security-audit")
         yield
@@ -92,6 +96,8 @@ def create_app(config: Config) -> web.Application:
         with contextlib.suppress(asyncio.CancelledError):
             await audits
         await monitor.stop()
+        geo.install(None)
+        places.close()
 
     app.cleanup_ctx.append(monitor_ctx)
 

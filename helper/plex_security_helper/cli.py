@@ -115,6 +115,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web  # noqa: PLC0415
 
     from .app import create_app  # noqa: PLC0415
+    from .plex.geo import GeoDataError  # noqa: PLC0415
     from .tlscert import TlsError, server_context  # noqa: PLC0415
 
     config = _read_config(args.config)
@@ -133,8 +134,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         except TlsError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+    try:
+        app = create_app(config)
+    except GeoDataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     web.run_app(
-        create_app(config),
+        app,
         host=config.api.host,
         port=config.api.port,
         print=lambda msg: logging.getLogger(__name__).info(

@@ -183,6 +183,41 @@ _AUDIT_DOC: dict[str, Any] = {
         },
     },
 }
+_PLACE: dict[str, Any] = {
+    "type": "object",
+    "required": ["country", "asn", "network_owner", "hosting"],
+    "properties": {
+        "country": {"type": "string", "nullable": True, "pattern": "^[A-Z]{2}$"},
+        "asn": _INT_OR_NULL,
+        "network_owner": {"type": "string", "nullable": True},
+        "hosting": {"type": "string", "nullable": True, "description": "The operator of a known hosting network"},
+    },
+}
+_GEO_SECTION: dict[str, Any] = {
+    "type": "object",
+    "required": ["available", "package", "built", "age_days", "mmdb"],
+    "properties": {
+        "available": {"type": "boolean"},
+        "package": {"type": "string"},
+        "built": _NUM_OR_NULL,
+        "age_days": _NUM_OR_NULL,
+        "mmdb": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["path", "type", "built", "age_days"],
+                "properties": {
+                    "path": {"type": "string"},
+                    "type": {"type": "string"},
+                    "built": {"type": "number"},
+                    "age_days": {"type": "number"},
+                },
+            },
+        },
+        "network_owner": {"type": "boolean"},
+        "cache": {"type": "object", "additionalProperties": {"type": "integer", "nullable": True}},
+    },
+}
 _STATUS: dict[str, Any] = {
     "type": "object",
     "required": ["helper", "monitor", "failed_logins", "alerts", "unavailable"],
@@ -250,6 +285,7 @@ _STATUS: dict[str, Any] = {
         "bans": _BANS_SECTION,
         "firewall": _FIREWALL,
         "audit": _AUDIT_SECTION,
+        "geo": _GEO_SECTION,
         "unavailable": {"type": "array", "items": {"type": "string"}},
     },
 }
@@ -290,6 +326,7 @@ OPENAPI: dict[str, Any] = {
             "Alert": _ALERT,
             "Ban": _BAN,
             "Status": _STATUS,
+            "Place": _PLACE,
         },
     },
     "security": [{"bearer": []}],
@@ -459,6 +496,7 @@ OPENAPI: dict[str, Any] = {
                                 "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}},
                                 "bans": {"type": "array", "items": {"$ref": "#/components/schemas/Ban"}},
                                 "allowed": {"type": "boolean"},
+                                "place": {"$ref": "#/components/schemas/Place"},
                             },
                         },
                         "What is known about the address",
