@@ -17,11 +17,14 @@ from .api.bans import routes as ban_routes
 from .api.errors import error_middleware
 from .api.ips import routes as ip_routes
 from .api.routes import AUDITOR_KEY, GEO_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
+from .api.sessions import SESSIONS_KEY
+from .api.sessions import routes as session_routes
 from .audit.runner import Auditor, schedule
 from .config import Config
 from .model import Origin
 from .monitor import Monitor
 from .plex import geo
+from .plex.sessions import SessionWatcher, watch
 
 MAX_BODY = 64 * 1024
 _LOGGER = logging.getLogger(__name__)
@@ -86,15 +89,22 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(ban_routes)
     app.add_routes(audit_routes)
     app.add_routes(ip_routes)
+    app.add_routes(session_routes)
+    watcher = SessionWatcher(config.sessions, config.audit, places)
+    app[SESSIONS_KEY] = watcher
 
     async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
         geo.install(places)
         await monitor.start()
-        audits = asyncio.create_task(schedule(auditor, config.audit.interval), name="plex-security-audit")
+        tasks = [asyncio.create_task(schedule(auditor, config.audit.interval), name="plex-security-audit")]
+        if config.sessions.enabled:
+            tasks.append(asyncio.create_task(watch(watcher, monitor), name="plex-security-sessions"))
         yield
-        audits.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await audits
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await watcher.close()
         await monitor.stop()
         geo.install(None)
         places.close()

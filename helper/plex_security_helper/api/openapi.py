@@ -218,6 +218,41 @@ _GEO_SECTION: dict[str, Any] = {
         "cache": {"type": "object", "additionalProperties": {"type": "integer", "nullable": True}},
     },
 }
+_STR_OR_NULL = {"type": "string", "nullable": True}
+_SESSIONS_SECTION: dict[str, Any] = {
+    "type": "object",
+    "required": ["available"],
+    "properties": {
+        "available": {"type": "boolean"},
+        "reason": {"type": "string"},
+        "updated": {"type": "number"},
+        "remote": {"type": "integer", "minimum": 0},
+        "local": {"type": "integer", "minimum": 0},
+        "error": _STR_OR_NULL,
+    },
+}
+_STREAM: dict[str, Any] = {
+    "type": "object",
+    "required": ["session_id", "user", "address", "remote", "country"],
+    "properties": {
+        "session_id": {"type": "string"},
+        "user": {"type": "string"},
+        "address": {"type": "string"},
+        "remote": {"type": "boolean"},
+        "location": {"type": "string"},
+        "product": {"type": "string"},
+        "platform": {"type": "string"},
+        "device": {"type": "string"},
+        "player": {"type": "string"},
+        "state": {"type": "string"},
+        "bandwidth": _INT_OR_NULL,
+        "transcode": _STR_OR_NULL,
+        "title": {"type": "string"},
+        "country": _STR_OR_NULL,
+        "network_owner": _STR_OR_NULL,
+        "hosting": _STR_OR_NULL,
+    },
+}
 _STATUS: dict[str, Any] = {
     "type": "object",
     "required": ["helper", "monitor", "failed_logins", "alerts", "unavailable"],
@@ -286,6 +321,7 @@ _STATUS: dict[str, Any] = {
         "firewall": _FIREWALL,
         "audit": _AUDIT_SECTION,
         "geo": _GEO_SECTION,
+        "sessions": _SESSIONS_SECTION,
         "unavailable": {"type": "array", "items": {"type": "string"}},
     },
 }
@@ -574,6 +610,65 @@ OPENAPI: dict[str, Any] = {
                     "429": _json(_ERROR, "An audit ran less than 30 s ago (Retry-After says when)"),
                 },
             },
+        },
+        "/api/v1/sessions": {
+            "get": {
+                "operationId": "list_sessions",
+                "responses": {
+                    "200": _json(
+                        {
+                            **_SESSIONS_SECTION,
+                            "required": ["available", "sessions"],
+                            "properties": {
+                                **_SESSIONS_SECTION["properties"],
+                                "sessions": {"type": "array", "items": _STREAM},
+                            },
+                        },
+                        "The streams of the last poll of Plex's sessions",
+                    ),
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/api/v1/sessions/{session_id}/stop": {
+            "post": {
+                "operationId": "stop_session",
+                "parameters": [
+                    {
+                        "name": "session_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
+                    }
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {"message": {"type": "string", "minLength": 1, "maxLength": 200}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["stopped", "message"],
+                            "properties": {"stopped": {"type": "string"}, "message": {"type": "string"}},
+                        },
+                        "Plex stopped the stream and showed the message",
+                    ),
+                    "400": _json(_ERROR, "Invalid session id or message"),
+                    "401": _UNAUTHORIZED,
+                    "404": _json(_ERROR, "Plex has no such session"),
+                    "502": _json(_ERROR, "Plex could not be asked"),
+                    "503": _json(_ERROR, "Sessions are off"),
+                },
+            }
         },
         "/api/v1/openapi.json": {
             "get": {

@@ -14,6 +14,7 @@ from ..monitor import DAY, Monitor
 from ..plex.geo import Geo
 from .errors import json_error
 from .openapi import OPENAPI
+from .sessions import SESSIONS_KEY
 
 MONITOR_KEY = web.AppKey("monitor", Monitor)
 AUDITOR_KEY = web.AppKey("auditor", Auditor)
@@ -75,6 +76,7 @@ async def status(request: web.Request) -> web.Response:
         "plex": request.app[AUDITOR_KEY].plex_status(),
         "audit": request.app[AUDITOR_KEY].status(),
         "geo": request.app[GEO_KEY].status(),
+        "sessions": request.app[SESSIONS_KEY].status(),
     }
     # Sections that cannot be filled right now, named so that clients can tell.
     body["unavailable"] = sorted(k for k in ("plex", "audit", "firewall", "bans") if not body[k]["available"])

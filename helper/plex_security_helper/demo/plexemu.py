@@ -41,6 +41,56 @@ class PlexState:
     log_path: Path | None = None
     wan_classes: tuple[str, ...] = ()  # client addresses the log should call WAN (the demo's "internet")
     xml_only: bool = False  # answer XML even when JSON is asked for, as older servers do
+    sessions: list[EmuSession] = field(default_factory=list)  # what /status/sessions reports
+    terminated: dict[str, str] = field(default_factory=dict)  # session id → the reason given
+
+
+@dataclass
+class EmuSession:
+    """One playback on the emulated server (the parts of a session python-plexapi reads)."""
+
+    session_id: str
+    user: str
+    address: str
+    local: bool = False
+    user_id: int = 2
+    product: str = "Plex Web"
+    platform: str = "Chrome"
+    device: str = "Windows"
+    player: str = "Chrome"
+    machine_identifier: str = "emu-player"
+    title: str = "The Demo Film"
+    bandwidth: int = 4000
+    transcode: bool = False
+
+    def parts(self, key: int) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """The media element's attributes and its child elements, by tag.
+
+        Shapes: python-plexapi 4.16.1 plexapi/base.py ``PlexSession._loadData`` (``sessionKey``,
+        ``User`` id/title), plexapi/client.py ``PlexClient._loadData`` (``Player`` address, device,
+        local, machineIdentifier, platform, product, remotePublicAddress, state, title),
+        plexapi/media.py ``Session`` (id, bandwidth, location) and ``TranscodeSession`` (videoDecision).
+        """
+        children: dict[str, dict[str, Any]] = {
+            "User": {"id": str(self.user_id), "title": self.user, "thumb": ""},
+            "Player": {
+                "address": self.address,
+                "device": self.device,
+                "local": self.local,
+                "machineIdentifier": self.machine_identifier,
+                "platform": self.platform,
+                "product": self.product,
+                "remotePublicAddress": self.address,
+                "state": "playing",
+                "title": self.player,
+                "relayed": False,
+                "secure": True,
+            },
+            "Session": {"id": self.session_id, "bandwidth": self.bandwidth, "location": "lan" if self.local else "wan"},
+        }
+        if self.transcode:
+            children["TranscodeSession"] = {"videoDecision": "transcode", "throttled": False}
+        return {"type": "movie", "title": self.title, "sessionKey": str(key)}, children
 
 
 STATE_KEY = web.AppKey("plex_state", PlexState)
@@ -163,6 +213,42 @@ async def library(request: web.Request) -> web.Response:
     return _reply(request, "MediaContainer", {"size": 0})
 
 
+async def sessions(request: web.Request) -> web.Response:
+    """``GET /status/sessions`` (python-plexapi plexapi/server.py ``PlexServer.sessions``).
+
+    JSON puts the media under ``MediaContainer.Metadata`` with the children as objects; XML
+    makes them child elements (``<Video>`` with ``<User>``, ``<Player>``, ``<Session>``).
+    """
+    if not _authorised(request):
+        raise web.HTTPUnauthorized(text="401 Unauthorized")
+    state = request.app[STATE_KEY]
+    items = [s.parts(n + 1) for n, s in enumerate(state.sessions)]
+    if "json" in request.headers.get("Accept", "") and not state.xml_only:
+        metadata = [{**attrs, **children} for attrs, children in items]
+        return web.json_response({"MediaContainer": {"size": len(metadata), "Metadata": metadata}})
+    root = ET.Element("MediaContainer", {"size": str(len(items))})
+    for attrs, children in items:
+        video = ET.SubElement(root, "Video", {k: str(v) for k, v in attrs.items()})
+        for tag, child in children.items():
+            ET.SubElement(
+                video, tag, {k: ("1" if v else "0") if isinstance(v, bool) else str(v) for k, v in child.items()}
+            )
+    return web.Response(body=ET.tostring(root, xml_declaration=True, encoding="utf-8"), content_type="text/xml")
+
+
+async def terminate(request: web.Request) -> web.Response:
+    """``GET /status/sessions/terminate?sessionId=…&reason=…`` (plexapi/base.py ``PlexSession.stop``)."""
+    if not _authorised(request):
+        raise web.HTTPUnauthorized(text="401 Unauthorized")
+    state = request.app[STATE_KEY]
+    sid, reason = request.query.get("sessionId", ""), request.query.get("reason", "")
+    if not any(s.session_id == sid for s in state.sessions):
+        raise web.HTTPNotFound(text="404 Not Found")
+    state.sessions = [s for s in state.sessions if s.session_id != sid]
+    state.terminated[sid] = reason
+    return web.Response(status=200)
+
+
 def create_plex_app(state: PlexState) -> web.Application:
     """The emulator as an aiohttp application."""
     app = web.Application(middlewares=[_log_middleware])
@@ -170,5 +256,7 @@ def create_plex_app(state: PlexState) -> web.Application:
     app.router.add_get("/identity", identity)
     app.router.add_get("/:/prefs", prefs)
     app.router.add_get("/myplex/account", account)
+    app.router.add_get("/status/sessions", sessions)
+    app.router.add_get("/status/sessions/terminate", terminate)
     app.router.add_route("*", "/{tail:.*}", library)
     return app
