@@ -19,6 +19,8 @@ from .api.ips import routes as ip_routes
 from .api.routes import AUDITOR_KEY, GEO_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
 from .api.sessions import SESSIONS_KEY
 from .api.sessions import routes as session_routes
+from .api.webhook import MAX_BYTES_KEY
+from .api.webhook import routes as webhook_routes
 from .audit.runner import Auditor, schedule
 from .config import Config
 from .model import Origin
@@ -73,6 +75,7 @@ def create_app(config: Config) -> web.Application:
                 throttling=config.api.throttle,
                 throttle=BadTokenThrottle(on_block=_ban_guesser(monitor) if config.api.ban_token_guessers else None),
                 rate=RequestRate(config.api.rate_limit) if config.api.rate_limit else None,
+                webhook_secret=config.webhook.secret,
             ),
         ],
         client_max_size=MAX_BODY,
@@ -90,6 +93,8 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(audit_routes)
     app.add_routes(ip_routes)
     app.add_routes(session_routes)
+    app.add_routes(webhook_routes)
+    app[MAX_BYTES_KEY] = config.webhook.max_bytes
     watcher = SessionWatcher(config.sessions, config.audit, places)
     app[SESSIONS_KEY] = watcher
 

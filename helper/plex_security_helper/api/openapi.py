@@ -670,6 +670,50 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/webhook/{secret}": {
+            "post": {
+                "operationId": "plex_webhook",
+                "security": [],
+                "description": "Plex's webhooks; the secret in the path is the credential ([webhook] secret)",
+                "parameters": [
+                    {
+                        "name": "secret",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,128}$"},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["payload"],
+                                "properties": {
+                                    "payload": {"type": "string", "description": "The event as JSON"},
+                                    "thumb": {"type": "string", "format": "binary"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["accepted", "seq"],
+                            "properties": {"accepted": {"type": "string"}, "seq": _INT_OR_NULL},
+                        },
+                        "Accepted; seq is the alert a device.new became",
+                    ),
+                    "400": _json(_ERROR, "Not a Plex webhook"),
+                    "404": _json(_ERROR, "No such webhook (wrong secret, or webhooks are off)"),
+                    "413": _json(_ERROR, "Larger than [webhook] max_bytes"),
+                    "415": _json(_ERROR, "Not multipart"),
+                },
+            }
+        },
         "/api/v1/openapi.json": {
             "get": {
                 "operationId": "openapi",

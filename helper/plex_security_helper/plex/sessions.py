@@ -17,6 +17,7 @@ signed-in user is never banned by the helper; the owner can stop the stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -365,6 +366,17 @@ class SessionWatcher:
         self.error: str | None = None
         self._token = ""
         self._http: aiohttp.ClientSession | None = None
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Poll now (a playback webhook arrived) instead of at the next interval."""
+        self._wake.set()
+
+    async def pause(self) -> None:
+        """Wait for the next poll: the interval, or a wake-up."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.config.interval)
+        self._wake.clear()
 
     def _server(self) -> PlexServer:
         if not self._token:
@@ -423,8 +435,14 @@ class SessionWatcher:
 async def watch(watcher: SessionWatcher, monitor: Any) -> None:
     """Poll every interval until cancelled; alerts go to the store and wake the long-pollers."""
     said = ""
+    watcher.judge.restore(await monitor.run_in_worker(monitor.store.user_countries))
+    next_purge = 0.0
     while True:
         try:
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + 3600
+                before = time.time() - watcher.config.history_days * 86_400
+                await monitor.run_in_worker(monitor.store.purge_user_countries, before)
             alerts, seen = await watcher.poll()
             if alerts or seen:
                 await monitor.run_in_worker(monitor.store.record_sessions, seen, alerts)
@@ -437,4 +455,4 @@ async def watch(watcher: SessionWatcher, monitor: Any) -> None:
             said = str(err)
         except Exception as err:  # noqa: BLE001 - the poll must outlive any one bad answer
             _LOGGER.error("session poll failed: %s", err)
-        await asyncio.sleep(watcher.config.interval)
+        await watcher.pause()
