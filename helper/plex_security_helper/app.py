@@ -82,6 +82,7 @@ def create_app(config: Config) -> web.Application:
     )
     app[MONITOR_KEY] = monitor
     auditor = Auditor(config.audit, monitor.enforcer)
+    auditor.plex_tv = config.plex_tv
     app[AUDITOR_KEY] = auditor
     app[HELPER_ID_KEY] = config.helper_id
     app[MAX_WAIT_KEY] = config.api.max_wait

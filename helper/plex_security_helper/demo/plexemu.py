@@ -43,6 +43,10 @@ class PlexState:
     xml_only: bool = False  # answer XML even when JSON is asked for, as older servers do
     sessions: list[EmuSession] = field(default_factory=list)  # what /status/sessions reports
     terminated: dict[str, str] = field(default_factory=dict)  # session id → the reason given
+    # plex.tv (served by the same app: the helper's [plex_tv] url points here in tests)
+    two_factor: bool = True
+    shared_users: dict[str, float] = field(default_factory=dict)  # name → last seen (epoch)
+    devices: dict[str, float] = field(default_factory=dict)  # name → last seen (epoch)
 
 
 @dataclass
@@ -249,6 +253,49 @@ async def terminate(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+def _xml(root: ET.Element) -> web.Response:
+    return web.Response(body=ET.tostring(root, xml_declaration=True, encoding="utf-8"), content_type="text/xml")
+
+
+async def tv_user(request: web.Request) -> web.Response:
+    """plex.tv ``/api/v2/user`` (python-plexapi plexapi/myplex.py ``MyPlexAccount._loadData``)."""
+    if not _authorised(request):
+        raise web.HTTPUnauthorized(text="401 Unauthorized")
+    state = request.app[STATE_KEY]
+    attrs = {"id": "1", "username": OWNER, "title": OWNER, "twoFactorEnabled": "1" if state.two_factor else "0"}
+    root = ET.Element("user", attrs)
+    ET.SubElement(root, "subscription", {"active": "1", "status": "Active", "plan": "lifetime"})
+    return _xml(root)
+
+
+async def tv_users(request: web.Request) -> web.Response:
+    """plex.tv ``/api/users/`` (plexapi/myplex.py ``MyPlexUser`` with ``MyPlexServerShare`` children)."""
+    if not _authorised(request):
+        raise web.HTTPUnauthorized(text="401 Unauthorized")
+    state = request.app[STATE_KEY]
+    root = ET.Element("MediaContainer", {"friendlyName": "myPlex", "size": str(len(state.shared_users))})
+    for n, (name, seen) in enumerate(sorted(state.shared_users.items()), start=100):
+        user = ET.SubElement(root, "User", {"id": str(n), "title": name, "username": name, "home": "0"})
+        share = {"id": str(n), "serverId": "1", "machineIdentifier": state.machine_identifier, "name": "Home"}
+        share.update(lastSeenAt=str(int(seen)), numLibraries="2", allLibraries="0", owned="0", pending="0")
+        ET.SubElement(user, "Server", share)
+    return _xml(root)
+
+
+async def tv_devices(request: web.Request) -> web.Response:
+    """plex.tv ``/devices.xml`` (plexapi/myplex.py ``MyPlexDevice``; the real one carries a token per device)."""
+    if not _authorised(request):
+        raise web.HTTPUnauthorized(text="401 Unauthorized")
+    state = request.app[STATE_KEY]
+    root = ET.Element("MediaContainer", {"size": str(len(state.devices))})
+    for n, (name, seen) in enumerate(sorted(state.devices.items())):
+        attrs = {"name": name, "product": "Plex Web", "platform": "Chrome", "clientIdentifier": f"dev-{n}"}
+        attrs.update(id=str(n), createdAt=str(int(seen)), lastSeenAt=str(int(seen)))
+        attrs["token"] = "device-token-never-read"  # noqa: S105 - a fake; the helper never reads it
+        ET.SubElement(root, "Device", attrs)
+    return _xml(root)
+
+
 def create_plex_app(state: PlexState) -> web.Application:
     """The emulator as an aiohttp application."""
     app = web.Application(middlewares=[_log_middleware])
@@ -258,5 +305,8 @@ def create_plex_app(state: PlexState) -> web.Application:
     app.router.add_get("/myplex/account", account)
     app.router.add_get("/status/sessions", sessions)
     app.router.add_get("/status/sessions/terminate", terminate)
+    app.router.add_get("/api/v2/user", tv_user)
+    app.router.add_get("/api/users/", tv_users)
+    app.router.add_get("/devices.xml", tv_devices)
     app.router.add_route("*", "/{tail:.*}", library)
     return app
