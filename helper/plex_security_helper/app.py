@@ -16,7 +16,7 @@ from .api.auth import BadTokenThrottle, RequestRate, token_middleware
 from .api.bans import routes as ban_routes
 from .api.errors import error_middleware
 from .api.ips import routes as ip_routes
-from .api.routes import AUDITOR_KEY, GEO_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
+from .api.routes import AUDITOR_KEY, DEVICES_KEY, GEO_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
 from .api.sessions import SESSIONS_KEY
 from .api.sessions import routes as session_routes
 from .api.webhook import MAX_BYTES_KEY
@@ -26,6 +26,7 @@ from .config import Config
 from .model import Origin
 from .monitor import Monitor
 from .plex import geo
+from .plex.plextv import DeviceWatch, watch_devices
 from .plex.sessions import SessionWatcher, watch
 
 MAX_BODY = 64 * 1024
@@ -95,6 +96,7 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(ip_routes)
     app.add_routes(session_routes)
     app.add_routes(webhook_routes)
+    app[DEVICES_KEY] = DeviceWatch(enabled=config.plex_tv.enabled)
     app[MAX_BYTES_KEY] = config.webhook.max_bytes
     watcher = SessionWatcher(config.sessions, config.audit, places)
     app[SESSIONS_KEY] = watcher
@@ -105,6 +107,9 @@ def create_app(config: Config) -> web.Application:
         tasks = [asyncio.create_task(schedule(auditor, config.audit.interval), name="plex-security-audit")]
         if config.sessions.enabled:
             tasks.append(asyncio.create_task(watch(watcher, monitor), name="plex-security-sessions"))
+        if config.plex_tv.enabled:
+            devices = watch_devices(config.plex_tv, config.audit, monitor, app[DEVICES_KEY])
+            tasks.append(asyncio.create_task(devices, name="plex-security-plextv"))
         yield
         for task in tasks:
             task.cancel()

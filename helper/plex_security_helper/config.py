@@ -131,7 +131,7 @@ class PlexTvConfig:
 
     enabled: bool = False
     url: str = "https://plex.tv"
-    interval: int = 6 * 3600
+    interval: int = 3600  # seconds between looks at the account's devices
     inactive_days: int = 90
     device_stale_days: int = 180
 
@@ -277,7 +277,7 @@ SCHEMA = vol.Schema(
             vol.Optional("url", default="https://plex.tv"): vol.All(
                 str, vol.Match(r"^https?://[^\s/]+(:\d+)?/?$", msg="an http(s)://host:port URL")
             ),
-            vol.Optional("interval", default=6 * 3600): vol.All(int, vol.Range(min=10, max=7 * 86_400)),
+            vol.Optional("interval", default=3600): vol.All(int, vol.Range(min=1, max=7 * 86_400)),
             vol.Optional("inactive_days", default=90): vol.All(int, vol.Range(min=1, max=3650)),
             vol.Optional("device_stale_days", default=180): vol.All(int, vol.Range(min=1, max=3650)),
         },

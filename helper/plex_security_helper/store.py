@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS user_countries (
     user TEXT NOT NULL, country TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
     last_ip TEXT NOT NULL, PRIMARY KEY (user, country)
 );
+CREATE TABLE IF NOT EXISTS account_devices (id TEXT PRIMARY KEY, name TEXT NOT NULL, first_seen REAL NOT NULL);
 """
 
 
@@ -400,3 +401,13 @@ class Store:
         """Forget countries a user has not streamed from since *before*."""
         with self._db:
             return self._db.execute("DELETE FROM user_countries WHERE last_seen < ?", (before,)).rowcount
+
+    def account_devices(self) -> set[str]:
+        """Ids of the plex.tv devices already seen on the owner's account."""
+        return {r[0] for r in self._db.execute("SELECT id FROM account_devices")}
+
+    def record_devices(self, devices: Iterable[tuple[str, str, float]], alerts: list[Alert]) -> list[Alert]:
+        """Remember (id, name, first seen) of the account's devices and store the new-device alerts."""
+        with self._db:
+            self._db.executemany("INSERT OR IGNORE INTO account_devices VALUES (?, ?, ?)", devices)
+        return self.commit_batch((), alerts, None) if alerts else []

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from plex_security_helper.demo.plexemu import PlexState
+from tests.helper.contract import validate_response
 from tests.helperproc import HelperProcess
 from tests.plexemu_thread import running_emulator
 
@@ -43,7 +44,7 @@ def account(tmp_path: Path, socket_enabled: None) -> Iterator[tuple[PlexState, H
             tmp_path,
             extra_config=(
                 f'[audit]\nplex_url = "{url}"\ndocker = false\nhost = false\n'
-                f'[plex_tv]\nenabled = true\nurl = "{url}"\ninactive_days = 90\ndevice_stale_days = 180\n'
+                f'[plex_tv]\nenabled = true\nurl = "{url}"\ninterval = 1\ninactive_days = 90\ndevice_stale_days = 180\n'
                 "[sessions]\nenabled = false\n"
             ),
         )
@@ -73,3 +74,22 @@ def test_off_by_default(helper: HelperProcess) -> None:
     report = audited(helper)
     assert "enabled = false" in report["not_checked"]["plex_tv"]
     assert not [f for f in report["findings"] if f["id"].startswith("plex_tv.")]
+
+
+def test_a_newly_authorized_device_is_an_alert(account: tuple[PlexState, HelperProcess]) -> None:
+    state, helper = account
+    status = helper.wait_for(lambda s: s["plex_tv"]["available"], timeout=10)
+    assert status["plex_tv"]["devices"] == 2  # the first look learnt them, without alerts
+    validate_response(helper.get("/api/v1/openapi.json"), "/api/v1/status", 200, status)
+    assert [a for a in helper.get("/api/v1/alerts?after=0&wait=2")["alerts"] if a["kind"] == "new_device"] == []
+    state.devices["Unknown Smart TV"] = time.time()
+    found: list[dict[str, Any]] = []
+    cursor = 0
+    for _ in range(10):
+        body = helper.get(f"/api/v1/alerts?after={cursor}&wait=5")
+        found += [a for a in body["alerts"] if a["kind"] == "new_device"]
+        cursor = body["last_seq"]
+        if found:
+            break
+    (alert,) = found
+    assert alert["detail"]["device"] == "Unknown Smart TV" and alert["detail"]["source"] == "plex.tv"

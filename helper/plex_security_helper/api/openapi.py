@@ -322,6 +322,17 @@ _STATUS: dict[str, Any] = {
         "audit": _AUDIT_SECTION,
         "geo": _GEO_SECTION,
         "sessions": _SESSIONS_SECTION,
+        "plex_tv": {
+            "type": "object",
+            "required": ["available"],
+            "properties": {
+                "available": {"type": "boolean"},
+                "reason": {"type": "string"},
+                "checked": {"type": "number"},
+                "devices": {"type": "integer", "minimum": 0},
+                "error": _STR_OR_NULL,
+            },
+        },
         "unavailable": {"type": "array", "items": {"type": "string"}},
     },
 }

@@ -12,15 +12,19 @@ logged or returned.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
 from ..audit.findings import AuditReport, Finding, Severity
-from ..config import PlexTvConfig
+from ..config import AuditConfig, PlexTvConfig
+from ..model import Alert, AlertKind
 
+_LOGGER = logging.getLogger(__name__)
 TIMEOUT = 10.0
 MAX_BODY = 4 << 20
 MAX_ITEMS = 2000
@@ -207,3 +211,81 @@ async def audit_account(report: AuditReport, session: aiohttp.ClientSession, con
         "users": [{"name": u.name, "last_seen": u.last_seen, "libraries": u.libraries} for u in users[:100]],
         "devices": [{"name": d.name, "product": d.product, "last_seen": d.last_seen} for d in devices[:200]],
     }
+
+
+def new_device_alerts(devices: list[Device], known: set[str], now: float) -> list[Alert]:
+    """An alert per device not seen before; none on the first look (everything is new then)."""
+    if not known:
+        return []
+    kind = AlertKind.NEW_DEVICE
+    return [
+        Alert(
+            kind.value,
+            "",  # plex.tv does not say from where a device was authorized
+            now,
+            d.created or now,
+            d.last_seen or now,
+            1,
+            kind.score,
+            {
+                "verdict": kind.verdict.value,
+                "label": kind.label,
+                "source": "plex.tv",
+                "device": d.name,
+                "device_id": d.id,
+                "product": d.product,
+                "platform": d.platform,
+                "country": None,
+            },
+        )
+        for d in devices
+        if d.id and d.id not in known
+    ]
+
+
+@dataclass(slots=True)
+class DeviceWatch:
+    """What the device watch last saw, for ``/status``."""
+
+    enabled: bool
+    checked: float | None = None
+    devices: int = 0
+    error: str | None = None
+
+    def status(self) -> dict[str, Any]:
+        """The ``plex_tv`` section of ``/status``."""
+        if not self.enabled:
+            return {"available": False, "reason": "the plex.tv account is not read ([plex_tv] enabled = false)"}
+        if self.checked is None:
+            return {"available": False, "reason": self.error or "not read yet"}
+        return {"available": True, "checked": self.checked, "devices": self.devices, "error": self.error}
+
+
+async def watch_devices(config: PlexTvConfig, audit: AuditConfig, monitor: Any, state: DeviceWatch) -> None:
+    """Every interval: the account's devices; a newly authorized one becomes an alert."""
+    from .sessions import server_token  # noqa: PLC0415 - one token reader for both
+
+    said = ""
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                token = await asyncio.to_thread(server_token, audit)
+                devices = await PlexTv(session, config.url, token).devices()
+                known = await monitor.run_in_worker(monitor.store.account_devices)
+                now = time.time()
+                alerts = new_device_alerts(devices, known, now)
+                rows = [(d.id, d.name, now) for d in devices if d.id and d.id not in known]
+                if rows:
+                    await monitor.run_in_worker(monitor.store.record_devices, rows, alerts)
+                if alerts:
+                    await monitor.stream_changed()
+                state.checked, state.devices, state.error = now, len(devices), None
+                said = ""
+            except PlexTvUnavailable as err:
+                state.error = str(err)
+                if str(err) != said:
+                    _LOGGER.warning("cannot read the plex.tv devices: %s", err)
+                said = str(err)
+            except Exception as err:  # noqa: BLE001 - the watch must outlive any one bad answer
+                _LOGGER.error("plex.tv device watch failed: %s", err)
+            await asyncio.sleep(config.interval)
