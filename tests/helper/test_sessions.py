@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from plex_security_helper.config import SessionsConfig
 from plex_security_helper.demo.plexemu import EmuSession, PlexState
-from plex_security_helper.plex.sessions import parse_sessions
+from plex_security_helper.model import Alert
+from plex_security_helper.plex.sessions import SessionJudge, Stream, country_km, parse_sessions
 from tests.geodata import country_mmdb
 from tests.helper.contract import validate_response
 from tests.helperproc import HelperProcess
@@ -141,3 +143,61 @@ def test_both_answer_shapes_parse() -> None:
     )
     with pytest.raises(Exception, match="declarations"):
         parse_sessions(b'<!DOCTYPE x [<!ENTITY a "b">]><MediaContainer/>', "text/xml")
+
+
+def _s(sid: str, user: str, ip: str, country: str | None, *, local: bool = False, hosting: str | None = None) -> Stream:
+    return Stream(
+        session_id=sid,
+        user=user,
+        user_id=None,
+        address=ip,
+        local=local,
+        location="lan" if local else "wan",
+        product="Plex Web",
+        platform="Chrome",
+        device="PC",
+        player="Chrome",
+        machine_identifier="m",
+        state="playing",
+        bandwidth=None,
+        transcode=None,
+        title="x",
+        country=country,
+        hosting=hosting,
+    )
+
+
+def kinds(alerts: list[Alert]) -> list[str]:
+    return sorted(a.kind for a in alerts)
+
+
+def test_the_judge_learns_first_alerts_once_and_tells_sharing_from_travel() -> None:
+    judge = SessionJudge(SessionsConfig(max_remote_streams_per_user=2, travel_hours=6, travel_km=2000))
+    # A new user's first streams are learnt, even from two countries at once.
+    alerts, seen = judge.judge([_s("1", "u", "192.0.2.1", "DE"), _s("2", "u", "203.0.113.1", "JP")], 0.0)
+    assert alerts == [] and sorted(c for _, c, _, _ in seen) == ["DE", "JP"]
+    # One place again: no travel from an unknown position, no new country.
+    assert judge.judge([_s("1", "u", "192.0.2.1", "DE")], 60.0)[0] == []
+    assert judge.judge([_s("1", "u", "192.0.2.1", "DE")], 120.0)[0] == []  # the same poll again: nothing
+    # Japan an hour later: impossible travel; Japan is known, so no new country.
+    assert kinds(judge.judge([_s("3", "u", "203.0.113.1", "JP")], 3600.0)[0]) == ["impossible_travel"]
+    assert judge.judge([_s("3", "u", "203.0.113.1", "JP")], 3700.0)[0] == []  # said once
+    # Australia a day later: a new country, but no longer impossible.
+    assert kinds(judge.judge([_s("4", "u", "2001:db8::1", "AU")], 90_000.0)[0]) == ["new_country"]
+    # Three remote streams (one at home does not count): sharing once, again after it ended.
+    three = [_s(str(n), "v", f"198.51.100.{n}", "US") for n in range(3)] + [_s("h", "v", "10.0.0.2", None, local=True)]
+    assert kinds(judge.judge(three, 100_000.0)[0]) == ["account_sharing"]
+    assert judge.judge(three, 100_060.0)[0] == []
+    assert judge.judge(three[:2], 100_120.0)[0] == []
+    assert kinds(judge.judge(three, 100_180.0)[0]) == ["account_sharing"]
+    # A hosting network: once per session.
+    hosted = [_s("x", "w", "192.0.2.9", "DE", hosting="Hetzner")]
+    assert kinds(judge.judge(hosted, 0.0)[0]) == ["hosting_stream"]
+    assert judge.judge(hosted, 60.0)[0] == []
+
+
+def test_country_distances() -> None:
+    km = country_km("DE", "JP")
+    assert km is not None and 8000 < km < 10_000
+    assert country_km("DE", "AT") is not None and country_km("DE", "AT") < 1000  # type: ignore[operator]
+    assert country_km("DE", "ZZ") is None

@@ -182,7 +182,7 @@ def _centroid(country: str) -> tuple[float, float] | None:
     try:
         lat, lng = CountryInfo(country).latlng()[:2]
         return float(lat), float(lng)
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+    except (LookupError, ValueError, TypeError, AttributeError):  # countryinfo: CountryNotFoundError
         return None
 
 
@@ -232,37 +232,15 @@ class SessionJudge:
                 self._hosting_alerted.add(stream.session_id)
                 if self.config.hosting_alerts:
                     alerts.append(self._alert(AlertKind.HOSTING_STREAM, stream, now, hosting=stream.hosting))
-            if stream.country is None:
-                continue
-            seen.append((stream.user, stream.country, stream.address, now))
-            track = self._users.setdefault(stream.user, _UserTrack())
-            if track.countries and stream.country not in track.countries:
-                alerts.append(
-                    self._alert(AlertKind.NEW_COUNTRY, stream, now, known_countries=sorted(track.countries)[:20])
-                )
-            previous, since = track.last_country, now - track.last_time
-            if previous and previous != stream.country and since <= self.config.travel_hours * 3600:
-                km = country_km(previous, stream.country)
-                if km is not None and km >= self.config.travel_km:
-                    alerts.append(
-                        self._alert(
-                            AlertKind.IMPOSSIBLE_TRAVEL,
-                            stream,
-                            now,
-                            previous_country=previous,
-                            km=round(km),
-                            hours=round(since / 3600, 2),
-                        )
-                    )
-            track.countries[stream.country] = now
-            track.last_country, track.last_time = stream.country, now
+            if stream.country is not None:
+                seen.append((stream.user, stream.country, stream.address, now))
         limit = self.config.max_remote_streams_per_user
         for user, track in self._users.items():
-            count = len(remote.get(user, ()))
-            if count <= limit or not limit:
+            if not limit or len(remote.get(user, ())) <= limit:
                 track.sharing_alerted = False
         for user, mine in remote.items():
             track = self._users.setdefault(user, _UserTrack())
+            alerts += self._places(track, mine, now)
             if limit and len(mine) > limit and not track.sharing_alerted:
                 track.sharing_alerted = True
                 alerts.append(
@@ -280,6 +258,49 @@ class SessionJudge:
                 )
         self._hosting_alerted &= {s.session_id for s in streams}
         return alerts, seen
+
+    def _places(self, track: _UserTrack, mine: list[Stream], now: float) -> list[Alert]:
+        """New countries and impossible travel of one user's remote streams in this poll.
+
+        A user's very first streams are learnt, not alerted. Streams in several countries at
+        once are account sharing, not travel: the user's position is then unknown until one
+        place remains.
+        """
+        alerts: list[Alert] = []
+        first: dict[str, Stream] = {}
+        for stream in mine:
+            if stream.country is not None:
+                first.setdefault(stream.country, stream)
+        if not first:
+            return alerts
+        known = set(track.countries)
+        if known:
+            for country, stream in first.items():
+                if country not in known:
+                    alerts.append(self._alert(AlertKind.NEW_COUNTRY, stream, now, known_countries=sorted(known)[:20]))
+        previous, since = track.last_country, now - track.last_time
+        if len(first) == 1:
+            ((country, stream),) = first.items()
+            if previous and previous != country and since <= self.config.travel_hours * 3600:
+                km = country_km(previous, country)
+                if km is not None and km >= self.config.travel_km:
+                    alerts.append(
+                        self._alert(
+                            AlertKind.IMPOSSIBLE_TRAVEL,
+                            stream,
+                            now,
+                            previous_country=previous,
+                            km=round(km),
+                            hours=round(since / 3600, 2),
+                        )
+                    )
+            track.last_country = country
+        else:
+            track.last_country = None
+        track.last_time = now
+        for country in first:
+            track.countries[country] = now
+        return alerts
 
     @staticmethod
     def _alert(kind: AlertKind, stream: Stream, now: float, count: int = 1, **extra: Any) -> Alert:
