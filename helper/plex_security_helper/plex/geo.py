@@ -237,7 +237,7 @@ _V6_RIR_BLOCKS = (
 _PROBE_CHUNK = 65_536
 
 
-def _runs(starts: list[int], ccs: list[str | None], wanted: set[str]) -> Iterator[tuple[int, int]]:
+def _runs(ccs: list[str | None], wanted: set[str]) -> Iterator[tuple[int, int]]:
     """(first, index after last) of the consecutive probes whose country is wanted."""
     begin: int | None = None
     for i, cc in enumerate(ccs):
@@ -248,7 +248,7 @@ def _runs(starts: list[int], ccs: list[str | None], wanted: set[str]) -> Iterato
             yield begin, i
             begin = None
     if begin is not None:
-        yield begin, len(starts)
+        yield begin, len(ccs)
 
 
 @functools.lru_cache(maxsize=4)
@@ -256,30 +256,37 @@ def packaged_networks(countries: tuple[str, ...]) -> tuple[Network, ...]:
     """The networks the packaged data assigns to *countries*, for GeoIP firewall sets.
 
     The package answers lookups only, so its table is read back by probing every /24 of the
-    IPv4 unicast space and every /32 of the RIRs' IPv6 blocks (a few seconds, once per process).
+    IPv4 unicast space and every /32 of the RIRs' IPv6 blocks (a few seconds, once per process;
+    the probe texts are built from precomputed halves, which is most of the cost).
     """
     wanted = {c.lower() for c in countries}
     found: list[Network] = []
+    v4_tail = [f".{i >> 8}.{i & 255}.0" for i in range(_PROBE_CHUNK)]
     for a in range(1, 224):
+        head = str(a)
+        ccs = iptocc.country_code([head + tail for tail in v4_tail])
         base = a << 24
-        starts = [base | (i << 8) for i in range(_PROBE_CHUNK)]
-        ccs = iptocc.country_code([f"{a}.{i >> 8}.{i & 255}.0" for i in range(_PROBE_CHUNK)])
-        for begin, end in _runs(starts, ccs, wanted):
-            first, last = ipaddress.IPv4Address(starts[begin]), ipaddress.IPv4Address(starts[end - 1] | 0xFF)
-            found.extend(ipaddress.summarize_address_range(first, last))
+        for begin, end in _runs(ccs, wanted):
+            found.extend(
+                ipaddress.summarize_address_range(
+                    ipaddress.IPv4Address(base | (begin << 8)), ipaddress.IPv4Address(base | (end << 8) - 1)
+                )
+            )
+    v6_tail = [f":{i:x}::" for i in range(_PROBE_CHUNK)]
     for block in _V6_RIR_BLOCKS:
         net = ipaddress.IPv6Network(block)
-        count = 1 << (32 - net.prefixlen)
-        base = int(net.network_address)
-        for chunk in range(0, count, _PROBE_CHUNK):
-            starts = [base | ((chunk + i) << 96) for i in range(min(_PROBE_CHUNK, count - chunk))]
-            ccs = iptocc.country_code([f"{s >> 112:x}:{(s >> 96) & 0xFFFF:x}::" for s in starts])
-            for begin, end in _runs(starts, ccs, wanted):
-                found.extend(
-                    ipaddress.summarize_address_range(
-                        ipaddress.IPv6Address(starts[begin]), ipaddress.IPv6Address(starts[end - 1] | ((1 << 96) - 1))
-                    )
-                )
+        first_hi = int(net.network_address) >> 112
+        count = 1 << (32 - net.prefixlen)  # /32s in the block
+        for hi in range(first_hi, first_hi + max(1, count >> 16)):
+            tails = v6_tail[: min(_PROBE_CHUNK, count)]
+            lo0 = (int(net.network_address) >> 96) & 0xFFFF if count < _PROBE_CHUNK else 0
+            head = f"{hi:x}"
+            texts = [head + tail for tail in v6_tail[lo0 : lo0 + len(tails)]]
+            ccs = iptocc.country_code(texts)
+            for begin, end in _runs(ccs, wanted):
+                low = (hi << 112) | ((lo0 + begin) << 96)
+                high = ((hi << 112) | ((lo0 + end) << 96)) - 1
+                found.extend(ipaddress.summarize_address_range(ipaddress.IPv6Address(low), ipaddress.IPv6Address(high)))
     v4 = ipaddress.collapse_addresses(n for n in found if isinstance(n, ipaddress.IPv4Network))
     v6 = ipaddress.collapse_addresses(n for n in found if isinstance(n, ipaddress.IPv6Network))
     return (*v4, *v6)
