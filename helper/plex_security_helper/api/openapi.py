@@ -675,9 +675,9 @@ OPENAPI: dict[str, Any] = {
                     ),
                     "400": _json(_ERROR, "Invalid session id or message"),
                     "401": _UNAUTHORIZED,
-                    "404": _json(_ERROR, "Plex has no such session"),
+                    "404": _json(_ERROR, "No such session in the last poll, or Plex no longer has it"),
+                    "409": _json(_ERROR, "Sessions are off in the configuration"),
                     "502": _json(_ERROR, "Plex could not be asked"),
-                    "503": _json(_ERROR, "Sessions are off"),
                 },
             }
         },

@@ -44,7 +44,10 @@ async def stop_session(request: web.Request) -> web.Response:
         message = raw
     watcher = request.app[SESSIONS_KEY]
     if not watcher.config.enabled:
-        return json_error(503, "sessions_off", "sessions are off in the configuration")
+        return json_error(409, "sessions_off", "sessions are off in the configuration")
+    # Only what the last poll listed can be stopped: ids are Plex's, not the caller's guesses.
+    if session_id not in {s.session_id for s in watcher.streams}:
+        return json_error(404, "no_such_session", "no such session in the last poll of Plex")
     try:
         await watcher.stop(session_id, message)
     except LookupError:
