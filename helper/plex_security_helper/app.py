@@ -85,6 +85,7 @@ def create_app(config: Config) -> web.Application:
     auditor = Auditor(config.audit, monitor.enforcer)
     auditor.plex_tv = config.plex_tv
     app[AUDITOR_KEY] = auditor
+    auditor.listeners.append(monitor.learn_audit)
     app[HELPER_ID_KEY] = config.helper_id
     app[MAX_WAIT_KEY] = config.api.max_wait
     app[STARTED_KEY] = time.time()

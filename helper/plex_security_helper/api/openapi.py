@@ -65,7 +65,7 @@ _FIREWALL: dict[str, Any] = {
 }
 _BAN: dict[str, Any] = {
     "type": "object",
-    "required": ["ip", "created", "expires", "remaining_s", "reason", "origin", "offences", "enforced"],
+    "required": ["ip", "created", "expires", "remaining_s", "reason", "origin", "offences", "enforced", "enforce_at"],
     "properties": {
         "ip": {"type": "string"},
         "created": {"type": "number"},
@@ -75,6 +75,7 @@ _BAN: dict[str, Any] = {
         "origin": {"type": "string", "enum": [str(o) for o in Origin]},
         "offences": {"type": "integer", "minimum": 1},
         "enforced": {"type": "boolean"},
+        "enforce_at": {"type": "string", "enum": ["host", "proxy"]},
     },
 }
 _ALLOW: dict[str, Any] = {
