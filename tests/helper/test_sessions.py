@@ -201,3 +201,15 @@ def test_country_distances() -> None:
     assert km is not None and 8000 < km < 10_000
     assert country_km("DE", "AT") is not None and country_km("DE", "AT") < 1000  # type: ignore[operator]
     assert country_km("DE", "ZZ") is None
+
+
+def test_a_users_countries_survive_a_restart(plex: tuple[PlexState, HelperProcess]) -> None:
+    state, helper = plex
+    state.sessions = [EmuSession("r1", "grace", "198.51.100.20")]  # US
+    _sessions(helper, lambda b: b["sessions"] and b["sessions"][0]["country"] == "US")
+    helper.stop()
+    state.sessions = [EmuSession("r2", "grace", "2001:db8::20")]  # AU
+    helper.start()
+    alerts, _ = _alerts(helper, 0, "new_country")
+    (alert,) = [a for a in alerts if a["kind"] == "new_country"]
+    assert alert["detail"]["known_countries"] == ["US"] and alert["detail"]["country"] == "AU"
