@@ -22,6 +22,7 @@ from .firewall.enforcer import Enforcer
 from .logwatch.inotify import FolderWatch, watch_folder
 from .logwatch.pipeline import Batch, Pipeline
 from .logwatch.tail import LogFollower, Position
+from .plex.geo import annotate
 from .store import Store, open_store
 
 _LOGGER = logging.getLogger(__name__)
@@ -249,7 +250,12 @@ class Monitor:
         verdicts = batch.verdicts
         try:
             stored = self._store.commit_batch(
-                verdicts.failures, verdicts.alerts, pending.position, verdicts.learned, batch.tallies, pending.carry
+                verdicts.failures,
+                [annotate(a) for a in verdicts.alerts],  # the country of each address, offline
+                pending.position,
+                verdicts.learned,
+                batch.tallies,
+                pending.carry,
             )
         except Exception:
             self._pending = pending
