@@ -16,9 +16,13 @@ from .api.auth import BadTokenThrottle, RequestRate, token_middleware
 from .api.bans import routes as ban_routes
 from .api.errors import error_middleware
 from .api.ips import routes as ip_routes
+from .api.metrics import METRICS_KEY
+from .api.metrics import routes as metrics_routes
 from .api.routes import AUDITOR_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
 from .audit.runner import Auditor, schedule
 from .config import Config
+from .fleet.service import FLEET_KEY, Fleet
+from .metrics import Metrics
 from .model import Origin
 from .monitor import Monitor
 
@@ -59,9 +63,12 @@ def _ban_guesser(monitor: Monitor) -> Callable[[str], None]:
 def create_app(config: Config) -> web.Application:
     """Build the application; the monitor starts and stops with it."""
     monitor = Monitor(config)
+    metrics = Metrics()
+    fleet = Fleet(config.crowdsec, monitor, metrics, config.helper_id)
     app = web.Application(
         middlewares=[
             error_middleware,
+            metrics.middleware(),
             token_middleware(
                 config.api.token,
                 monitor.enforcer.policy.protect_address,
@@ -74,6 +81,8 @@ def create_app(config: Config) -> web.Application:
         client_max_size=MAX_BODY,
     )
     app[MONITOR_KEY] = monitor
+    app[METRICS_KEY] = metrics
+    app[FLEET_KEY] = fleet
     auditor = Auditor(config.audit, monitor.enforcer)
     app[AUDITOR_KEY] = auditor
     app[HELPER_ID_KEY] = config.helper_id
@@ -83,14 +92,18 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(ban_routes)
     app.add_routes(audit_routes)
     app.add_routes(ip_routes)
+    app.add_routes(metrics_routes)
 
     async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
         await monitor.start()
+        metrics.start_seq = monitor.last_seq
+        await fleet.start()
         audits = asyncio.create_task(schedule(auditor, config.audit.interval), name="plex-security-audit")
         yield
         audits.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await audits
+        await fleet.stop()
         await monitor.stop()
 
     app.cleanup_ctx.append(monitor_ctx)

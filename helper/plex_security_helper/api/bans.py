@@ -13,6 +13,8 @@ from ..firewall.enforcer import MAX_DURATION, MAX_REASON, MIN_DURATION, NotAllow
 from ..firewall.policy import BanRefused
 from ..firewall.runner import BackendError
 from ..firewall.targets import MAX_TARGET_TEXT, InvalidTarget, parse_target
+from ..fleet.decisions import ENFORCE_LOCAL, ENFORCE_PROXY
+from ..fleet.service import FLEET_KEY, FleetUnavailable
 from ..model import CALLER_ORIGINS, Origin
 from .errors import json_error
 from .routes import MONITOR_KEY
@@ -24,8 +26,11 @@ BAN_BODY = vol.Schema(
         vol.Optional("reason", default=""): vol.All(str, vol.Length(max=MAX_REASON)),
         vol.Optional("origin", default=Origin.MANUAL.value): vol.In(CALLER_ORIGINS),
         vol.Optional("force", default=False): bool,
+        vol.Optional("enforce_at", default=ENFORCE_LOCAL): vol.In([ENFORCE_LOCAL, ENFORCE_PROXY]),
     }
 )
+# A decision pushed for the proxy's bouncer has no policy duration of its own: one hour unless given.
+PROXY_DURATION = 3600
 MAX_LIST = 10_000
 
 
@@ -77,6 +82,8 @@ async def add_ban(request: web.Request) -> web.Response:
         return json_error(400, "invalid_body", f"{where}: {err.msg}")
     monitor = request.app[MONITOR_KEY]
     enforcer = monitor.enforcer
+    if body["enforce_at"] == ENFORCE_PROXY:
+        return await _push_for_proxy(request, body)
 
     def ban() -> dict[str, Any]:
         now = time.time()
@@ -102,6 +109,33 @@ async def add_ban(request: web.Request) -> web.Response:
         return json_error(502, "backend_failed", str(err))
     await monitor.stream_changed()
     return web.json_response(created, status=201)
+
+
+async def _push_for_proxy(request: web.Request, body: dict[str, Any]) -> web.Response:
+    """A client behind the reverse proxy: no local ban, a decision for the proxy's bouncer."""
+    monitor = request.app[MONITOR_KEY]
+    fleet = request.app[FLEET_KEY]
+
+    def push() -> dict[str, Any]:
+        return fleet.push_decision(
+            monitor.store,
+            body["ip"],
+            duration=body.get("duration") or PROXY_DURATION,
+            reason=body["reason"] or f"{body['origin'].replace('_', ' ')} ban at the proxy",
+            origin=body["origin"],
+            enforce_at=ENFORCE_PROXY,
+            now=time.time(),
+        )
+
+    try:
+        queued = await monitor.run_in_worker(push)
+    except InvalidTarget as err:
+        return json_error(400, "invalid_address", str(err))
+    except BanRefused as err:
+        return json_error(409, err.code, str(err))
+    except FleetUnavailable as err:
+        return json_error(409, "no_fleet", str(err))
+    return web.json_response(queued, status=202)
 
 
 @routes.delete("/api/v1/bans/{target:.+}")

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .. import API_VERSION, __version__
 from ..audit.runner import Auditor
+from ..fleet.service import FLEET_KEY
 from ..monitor import DAY, Monitor
 from .errors import json_error
 from .openapi import OPENAPI
@@ -53,6 +54,7 @@ async def status(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR_KEY]
     since = time.time() - DAY
     by_ip, alerts, firewall, bans = await monitor.run_in_worker(_status_queries, monitor, since)
+    fleet = await monitor.run_in_worker(request.app[FLEET_KEY].status, monitor.store)
     body: dict[str, Any] = {
         "helper": {
             "id": request.app[HELPER_ID_KEY],
@@ -72,6 +74,7 @@ async def status(request: web.Request) -> web.Response:
         "bans": bans,
         "plex": request.app[AUDITOR_KEY].plex_status(),
         "audit": request.app[AUDITOR_KEY].status(),
+        "fleet": fleet,
     }
     # Sections that cannot be filled right now, named so that clients can tell.
     body["unavailable"] = sorted(k for k in ("plex", "audit", "firewall", "bans") if not body[k]["available"])
