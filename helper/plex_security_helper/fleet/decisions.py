@@ -16,8 +16,9 @@ from ..firewall.targets import Target, parse_target
 from ..model import Alert, Ban, Origin
 from ..store import OutboxItem
 
-# The LAPI origin and scenario prefix of every decision this project makes.
-LAPI_ORIGIN = "plex-security"
+# The LAPI origin of a machine's decisions (what CrowdSec's own agents send: `cscli decisions
+# list` shows these without --all) and the scenario prefix that names ours among them.
+LAPI_ORIGIN = "crowdsec"
 SCENARIO_PREFIX = "plex-security/"
 # LAPI origins of CrowdSec's community blocklists.
 COMMUNITY_ORIGINS = frozenset({"CAPI", "lists"})

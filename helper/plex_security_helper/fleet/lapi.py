@@ -112,9 +112,9 @@ class Lapi:
         answer = await self._as_machine("POST", "/v1/alerts", json=alerts)
         return [str(a) for a in answer] if isinstance(answer, list) else []
 
-    async def delete_decisions(self, scope: str, value: str) -> int:
-        """``DELETE /v1/decisions?scope=…&value=…``: how many LAPI deleted."""
-        answer = await self._as_machine("DELETE", "/v1/decisions", params={"scope": scope, "value": value})
+    async def delete_decisions(self, single: bool, value: str) -> int:
+        """``DELETE /v1/decisions?ip=…`` (or ``range=…``; 1.4.6 has no scope/value filter here): how many went."""
+        answer = await self._as_machine("DELETE", "/v1/decisions", params={"ip" if single else "range": value})
         try:
             return int(answer.get("nbDeleted", 0)) if isinstance(answer, dict) else 0
         except (TypeError, ValueError):

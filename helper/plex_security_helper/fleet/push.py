@@ -134,7 +134,7 @@ class Pusher:
         if chunk[0].op == OP_DELETE:
             for item in chunk:
                 target = parse_target(item.body["target"])
-                await self._lapi.delete_decisions("Ip" if target.single else "Range", target.text)
+                await self._lapi.delete_decisions(target.single, target.text)
                 self._metrics.pushed.labels(OP_DELETE).inc()
                 done.append(item.id)
             return
