@@ -19,6 +19,7 @@ import pytest
 
 from plex_security_helper.firewall.nft import NftFirewall
 from plex_security_helper.fleet.decisions import go_duration
+from tests.helper.contract import validate_response
 from tests.helperproc import HelperProcess
 from tests.plexlines import failed_login
 from tests.system.crowdsec import Lapi, can_run
@@ -135,6 +136,7 @@ def test_a_ban_on_one_host_is_enforced_on_the_other_and_cscli_decisions_reach_bo
         [refused] = status["fleet"]["refused"]
         assert (refused["ip"], refused["reason"], refused["lapi_origin"]) == (PROTECTED, "protected", "cscli")
         assert status["fleet"]["lapi_reachable"] is True and status["fleet"]["credentials_ok"] is True
+        validate_response(helper.get("/api/v1/openapi.json"), "/api/v1/status", 200, status)
     for host in ("a", "b"):
         assert PROTECTED not in _fleet_set(lab, host)
         assert lab.connect(PROTECTED, host) == ["ok"]
