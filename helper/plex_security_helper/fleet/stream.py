@@ -16,7 +16,8 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ..firewall.nft import BanElement
+from ..firewall.backend import NftBackend
+from ..firewall.nft import BanElement, NftFirewall
 from ..firewall.policy import BanRefused
 from ..firewall.runner import BackendError
 from ..firewall.targets import InvalidTarget, Target, parse_target
@@ -42,7 +43,7 @@ class StreamBouncer:
         self._interval = interval
         self._held: dict[str, dict[int, FleetDecision]] = {}  # target → LAPI id → decision
         self._refused: dict[int, dict[str, Any]] = {}  # LAPI id → why it is not enforced
-        self._first = True
+        self._last_nft: NftFirewall | None = None
         self.refused_total = 0
         self.malformed = 0
         self.last_stream: float | None = None
@@ -51,11 +52,15 @@ class StreamBouncer:
         self.error: str | None = None
         self.rounds = 0
 
+    def _nft(self) -> NftFirewall | None:
+        """The table the fleet sets live in: only the nft backend has them (else: recorded only)."""
+        backend = self._monitor.enforcer.backend
+        return backend.firewall if isinstance(backend, NftBackend) and backend.enforcing else None
+
     @property
     def enforcing(self) -> bool:
         """Decisions reach the kernel (the nft backend in enforce mode); otherwise only recorded."""
-        enforcer = self._monitor.enforcer
-        return enforcer.enforcing and enforcer.nft is not None
+        return self._nft() is not None
 
     async def run(self) -> None:
         """Forever: one pull per interval."""
@@ -86,12 +91,14 @@ class StreamBouncer:
         """Fold one stream answer into the sets (worker thread)."""
         now = time.time()
         changed: set[str] = set()
+        nft = self._nft()
+        if nft is not self._last_nft:  # a new backend (start, a mode switch): it holds nothing yet
+            changed |= set(self._held)
+            if nft is not None:
+                changed |= set(nft.banned(FAMILY))  # left from before a restart or a switch
+            self._last_nft = nft
         if full:
             changed |= set(self._held)
-            if self._first and self.enforcing:
-                nft = self._monitor.enforcer.nft
-                assert nft is not None
-                changed |= set(nft.banned(FAMILY))  # left from before a restart
             self._held.clear()
             self._refused.clear()
         for raw in answer.get("deleted", []):
@@ -120,8 +127,7 @@ class StreamBouncer:
             if sum(len(v) for v in self._held.values()) < MAX_DECISIONS:
                 self._held.setdefault(decision.target.text, {})[decision.id] = decision
                 changed.add(decision.target.text)
-        self._first = False
-        self._sync(changed, now)
+        self._sync(nft, changed, now)
 
     @staticmethod
     def _targets_of(value: str) -> list[str]:
@@ -145,14 +151,12 @@ class StreamBouncer:
                     return "overlaps", f"{target} overlaps the fleet decision for {text}"
         return None
 
-    def _sync(self, changed: set[str], now: float) -> None:
+    def _sync(self, nft: NftFirewall | None, changed: set[str], now: float) -> None:
         """Add, refresh or remove the changed targets in one batch each."""
         for text in [t for t, held in self._held.items() if not held or max(d.expires for d in held.values()) <= now]:
             del self._held[text]  # expired: the kernel's timeout removed the element already
-        if not self.enforcing or not changed:
+        if nft is None or not changed:
             return
-        nft = self._monitor.enforcer.nft
-        assert nft is not None
         add: list[BanElement] = []
         remove: list[Target] = []
         for text in changed:
