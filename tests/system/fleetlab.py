@@ -24,7 +24,7 @@ HOSTS = {"a": "192.0.2.251", "b": "192.0.2.252", "c": "192.0.2.253"}
 
 
 def attacker(n: int) -> str:
-    """The n-th internet address in the wan namespace (n = 10..40)."""
+    """The n-th internet address in the wan namespace (n = 10..40 unless :meth:`FleetLab.up` was given more)."""
     return f"192.0.2.{n}"
 
 
@@ -47,11 +47,11 @@ class FleetLab:
         full = ["ip", "netns", "exec", ns, *argv] if ns else list(argv)
         return subprocess.run(full, check=check, capture_output=True, text=True, timeout=60)
 
-    def up(self) -> None:
+    def up(self, attackers: range = range(10, 41)) -> None:
         self.sh(None, "ip", "netns", "add", self.wan)
         self.sh(self.wan, "ip", "link", "set", "lo", "up")
         self.sh(self.wan, "ip", "link", "add", "br0", "type", "bridge")
-        for n in range(10, 41):
+        for n in attackers:
             self.sh(self.wan, "ip", "addr", "add", f"{attacker(n)}/24", "dev", "br0")
         self.sh(self.wan, "ip", "link", "set", "br0", "up")
         for host, address in HOSTS.items():
