@@ -107,7 +107,11 @@ def test_a_ban_on_one_host_is_enforced_on_the_other_and_cscli_decisions_reach_bo
     assert [(x["ip"], x["origin"]) for x in a.get("/api/v1/bans")["bans"]] == [(guesser, "detector")]
     lab.wait_connect(guesser, "b", "timeout")  # B: through LAPI, at its next pull
     assert guesser in _fleet_set(lab, "b")
-    assert b.get("/api/v1/bans")["bans"] == []  # B holds it as a fleet decision, not a ban of its own
+    listing = b.get("/api/v1/bans")
+    assert listing["bans"] == []  # B holds it as a fleet decision, not a ban of its own
+    assert [(d["ip"], d["origin"], d["scenario"]) for d in listing["fleet"]] == [
+        (guesser, "crowdsec", "plex-security/failed_login_burst")
+    ]
     ours = [d for d in lapi.decisions() if d["value"] == guesser]
     assert [(d["scenario"], d["origin"], d["type"]) for d in ours] == [
         ("plex-security/failed_login_burst", "crowdsec", "ban")
@@ -122,6 +126,15 @@ def test_a_ban_on_one_host_is_enforced_on_the_other_and_cscli_decisions_reach_bo
     for host in ("a", "b"):
         lab.wait_connect(listed, host, "ok")
         assert listed not in _fleet_set(lab, host)
+
+    # Home Assistant's unban on B of a decision B did not make lifts it at LAPI, so everywhere.
+    lapi.cscli("decisions", "add", "-i", listed, "-d", "10m", "-R", "test: listed again")
+    lab.wait_connect(listed, "a", "timeout")
+    b.wait_for(lambda s: s["fleet"]["pull"]["decisions"].get("crowdsec") == 2, timeout=WAIT)
+    code, body = b.call("DELETE", f"/api/v1/bans/{listed}")
+    assert (code, body) == (202, {"ip": listed, "fleet": True, "queued": True})
+    for host in ("a", "b"):
+        lab.wait_connect(listed, host, "ok")
 
     # Unbanning on A lifts the address fleet-wide (its LAPI decisions are deleted).
     assert a.call("DELETE", f"/api/v1/bans/{guesser}")[0] == 200

@@ -51,6 +51,7 @@ async def list_bans(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR_KEY]
     now = time.time()
     bans = await monitor.run_in_worker(monitor.store.active_bans, now, MAX_LIST)
+    fleet = await monitor.run_in_worker(request.app[FLEET_KEY].decisions, MAX_LIST)
     enforcer = monitor.enforcer
     return web.json_response(
         {
@@ -58,6 +59,7 @@ async def list_bans(request: web.Request) -> web.Response:
             "backend": enforcer.config.backend,
             "enforcing": enforcer.enforcing,
             "bans": [b.as_json(now) for b in bans],
+            "fleet": fleet,
         }
     )
 
@@ -148,11 +150,18 @@ async def remove_ban(request: web.Request) -> web.Response:
         now = time.time()
         return monitor.enforcer.unban(monitor.store, text, now).as_json(now)
 
+    def lift_fleet_wide() -> dict[str, Any] | None:
+        return request.app[FLEET_KEY].lift_fleet_wide(monitor.store, text, time.time())
+
     try:
         lifted = await monitor.run_in_worker(unban)
     except InvalidTarget as err:
         return json_error(400, "invalid_address", str(err))
     except NotBanned as err:
+        # Not a ban of ours, but maybe a fleet decision enforced here: lift it at LAPI.
+        queued = await monitor.run_in_worker(lift_fleet_wide)
+        if queued is not None:
+            return web.json_response(queued, status=202)
         return json_error(404, "not_banned", str(err))
     except BackendError as err:
         await monitor.stream_changed()

@@ -14,7 +14,7 @@ from ..config import CrowdsecConfig
 from ..firewall.targets import parse_target
 from ..metrics import Metrics
 from ..store import Store
-from .decisions import ENFORCE_PROXY, decision_item
+from .decisions import ENFORCE_PROXY, decision_item, delete_item
 from .lapi import Lapi
 from .push import FleetHooks, Pusher
 from .stream import StreamBouncer
@@ -101,6 +101,22 @@ class Fleet:
         store.add_outbox([item], now)
         self._wake()
         return {"ip": target.text, "enforce_at": enforce_at, "duration": duration, "queued": True}
+
+    def lift_fleet_wide(self, store: Store, text: str, now: float) -> dict[str, Any] | None:
+        """Queue the deletion of a fleet decision this helper enforces but did not make (worker thread).
+
+        None when there is no such decision or no machine credentials to delete it with.
+        """
+        target = parse_target(text)
+        if self.pusher is None or self.bouncer is None or not self.bouncer.holds(target.text):
+            return None
+        store.add_outbox([delete_item(target.text)], now)
+        self._wake()
+        return {"ip": target.text, "fleet": True, "queued": True}
+
+    def decisions(self, limit: int) -> list[dict[str, Any]]:
+        """The fleet decisions in force here (worker thread)."""
+        return self.bouncer.decisions(limit) if self.bouncer is not None else []
 
     def status(self, store: Store) -> dict[str, Any]:
         """The ``fleet`` section of ``/status`` (worker thread: reads the outbox)."""

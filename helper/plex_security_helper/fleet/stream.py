@@ -173,6 +173,16 @@ class StreamBouncer:
         if add:
             nft.add(add, FAMILY)
 
+    def holds(self, text: str) -> bool:
+        """Whether a fleet decision covers exactly this target (worker thread)."""
+        return bool(self._held.get(text))
+
+    def decisions(self, limit: int) -> list[dict[str, Any]]:
+        """The decisions in force, longest first per target (worker thread)."""
+        now = time.time()
+        rows = [max(held.values(), key=lambda d: d.expires).as_json(now) for held in self._held.values() if held]
+        return sorted(rows, key=lambda r: -int(r["remaining_s"]))[:limit]
+
     def counts(self) -> dict[str, int]:
         """Targets held per origin (a target counts for the origin of its longest decision)."""
         origins: Counter[str] = Counter()
