@@ -405,8 +405,12 @@ class Store:
         return int(row[0]), row[1], row[2]
 
     def alert_counts(self, after_seq: int) -> dict[str, int]:
-        """Alerts per kind stored after *after_seq* (the metrics' counters since start)."""
-        rows = self._db.execute("SELECT kind, COUNT(*) FROM alerts WHERE seq > ? GROUP BY kind", (after_seq,))
+        """Alerts per kind stored after *after_seq* (the metrics' counters since start; ban events are not alerts)."""
+        info = _sql_list(AlertKind.with_verdict(Verdict.INFO))
+        rows = self._db.execute(
+            f"SELECT kind, COUNT(*) FROM alerts WHERE seq > ? AND kind NOT IN ({info}) GROUP BY kind",  # noqa: S608
+            (after_seq,),
+        )
         return {kind: count for kind, count in rows}
 
     def allows(self) -> list[tuple[str, str, float]]:

@@ -229,6 +229,7 @@ def test_metrics_are_prometheus_text_behind_the_token(helper: HelperProcess) -> 
     assert 'plex_security_log_lines_total{kind="all"} 12.0' in text
     assert "plex_security_parse_failures_total 0.0" in text
     assert 'plex_security_alerts_total{kind="failed_login_burst"} 1.0' in text
+    assert 'kind="banned"' not in text  # ban events are counted as bans, not alerts
     assert 'plex_security_bans_active{origin="detector"} 1.0' in text
     assert "plex_security_fleet_push_queue 0.0" in text
     assert "plex_security_detection_to_ban_seconds_count 1.0" in text
