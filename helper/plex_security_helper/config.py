@@ -109,7 +109,7 @@ class CrowdsecConfig:
     """CrowdSec's Local API: push our decisions as a machine, stream the fleet's as a bouncer."""
 
     lapi_url: str
-    machine_id: str = ""  # push is on with a machine id and a password or a TLS client certificate
+    machine_id: str = ""  # push is on with a machine id and password, or with a TLS client certificate
     password: str = field(default="", repr=False)
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -122,7 +122,7 @@ class CrowdsecConfig:
     @property
     def push(self) -> bool:
         """The helper pushes its decisions (machine credentials configured)."""
-        return bool(self.machine_id and (self.password or self.tls_cert))
+        return bool((self.machine_id and self.password) or self.tls_cert)
 
     @property
     def pull(self) -> bool:
@@ -372,6 +372,8 @@ def _crowdsec(raw: dict[str, Any], resolve: Callable[[str], Path]) -> CrowdsecCo
         raise ConfigError("invalid configuration at crowdsec: tls_cert and tls_key go together")
     if raw["password"] and not raw["machine_id"]:
         raise ConfigError("invalid configuration at crowdsec.password: needs machine_id")
+    if raw["machine_id"] and not (raw["password"] or raw.get("tls_cert")):
+        raise ConfigError("invalid configuration at crowdsec.machine_id: needs password or tls_cert and tls_key")
     if not (raw["machine_id"] or raw.get("tls_cert") or raw["bouncer_key"]):
         raise ConfigError(
             "invalid configuration at crowdsec: needs machine_id and password (push) or bouncer_key (pull)"

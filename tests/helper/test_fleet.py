@@ -139,6 +139,7 @@ BASE = {
         ({"lapi_url": "http://lapi:8080", "password": "secret-secret"}, "machine_id"),
         ({"lapi_url": "http://lapi:8080", "machine_id": "a b", "password": "secret-secret"}, "machine"),
         ({"lapi_url": "http://lapi:8080", "bouncer_key": "short"}, "bouncer_key"),
+        ({"lapi_url": "http://lapi:8080", "machine_id": "plex-a"}, "needs password"),
         ({"lapi_url": "http://lapi:8080", "machine_id": "a", "tls_cert": "c.pem"}, "tls_key"),
         ({"lapi_url": "http://lapi:8080", "bouncer_key": "k" * 32, "stream_interval": 0}, "stream_interval"),
     ],
