@@ -85,6 +85,7 @@ def create_app(config: Config) -> web.Application:
     app[FLEET_KEY] = fleet
     auditor = Auditor(config.audit, monitor.enforcer)
     app[AUDITOR_KEY] = auditor
+    auditor.listeners.append(monitor.learn_audit)
     app[HELPER_ID_KEY] = config.helper_id
     app[MAX_WAIT_KEY] = config.api.max_wait
     app[STARTED_KEY] = time.time()

@@ -264,27 +264,35 @@ def _cmd_demo_traffic(args: argparse.Namespace) -> int:
     return 0
 
 
+PROGRESS_FROM = 4 * 1024 * 1024  # bytes of log after which a terminal shows progress
+
+
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from .logwatch.scan import scan_files  # noqa: PLC0415
+    from .logwatch.scan import Progress, scan_files  # noqa: PLC0415
     from .thresholds import DetectConfig  # noqa: PLC0415
 
-    detect = DetectConfig(failed_auth_threshold=5, failed_auth_window=600)
+    detect = DetectConfig()
+    proxies: tuple[str, ...] = ()
     if args.config is not None:
         config = _read_config(args.config)
         if config is None:
             return 2
-        detect = config.detect
+        detect, proxies = config.detect, config.monitor.trusted_proxies
     missing = [str(p) for p in args.logfiles if not p.is_file()]
     if missing:
         print(f"error: not a readable file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    report = scan_files(args.logfiles, detect)
+    total = sum(p.stat().st_size for p in args.logfiles)
+    progress = Progress(total, sys.stderr.write) if sys.stderr.isatty() and total > PROGRESS_FROM else None
+    report = scan_files(args.logfiles, detect, trusted_proxies=proxies, progress=progress)
+    if progress is not None:
+        sys.stderr.write("\n")
     if args.json:
         json.dump(report.as_json(), sys.stdout, separators=(",", ":"))
         sys.stdout.write("\n")
+        print(report.summary(), file=sys.stderr)
         return 0
     doc = report.as_json()
-    print(f"{doc['lines']} lines, {doc['parsed']} access lines")
     for row in doc["addresses"]:
         if row["verdict"] == "ok" and not args.all:
             continue
@@ -293,6 +301,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             f"{row['verdict']:5} {row['ip']:39} failed_auth={row['failed_auth']:<6} "
             f"probes={row['probes']:<5} requests={row['requests']:<7} {reasons}"
         )
+    print(report.summary())
     return 0
 
 
@@ -340,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     plex.add_argument("--host", default="127.0.0.1")
     plex.add_argument("--port", type=int, default=32400)
     plex.add_argument("--token", required=True)
-    plex.add_argument("--version", default="1.43.3.10900-abcdef123")
+    plex.add_argument("--version", default="1.43.4.10903-e5521bd8c")
     plex.add_argument("--unclaimed", action="store_true")
     plex.add_argument("--prefs", type=Path, help="a Preferences.xml to serve through /:/prefs")
     plex.add_argument("--log", type=Path, help="append Plex-format access lines for every request")

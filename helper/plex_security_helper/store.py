@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS bans (
     created REAL NOT NULL, expires REAL NOT NULL,
     reason TEXT NOT NULL, origin TEXT NOT NULL,
     offences INTEGER NOT NULL, enforced INTEGER NOT NULL,
-    lifted REAL
+    lifted REAL, enforce_at TEXT NOT NULL DEFAULT 'host'
 );
 CREATE INDEX IF NOT EXISTS bans_expires ON bans (expires);
 CREATE TABLE IF NOT EXISTS user_networks (
@@ -70,6 +70,9 @@ def _sql_list(kinds: Iterable[str]) -> str:
     return ", ".join(f"'{kind}'" for kind in kinds)
 
 
+_BAN_COLUMNS = "target, created, expires, reason, origin, offences, enforced, lifted, enforce_at"
+
+
 def _ban(row: tuple[Any, ...]) -> Ban:
     return Ban(
         target=row[0],
@@ -80,6 +83,7 @@ def _ban(row: tuple[Any, ...]) -> Ban:
         offences=row[5],
         enforced=bool(row[6]),
         lifted=row[7],
+        enforce_at=row[8],
     )
 
 
@@ -138,6 +142,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(bans)")}
+        if "enforce_at" not in columns:  # a database from before proxied clients were told apart
+            self._db.execute("ALTER TABLE bans ADD COLUMN enforce_at TEXT NOT NULL DEFAULT 'host'")
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         # A database from before the cursor existed has had its alerts judged already.
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('ban_cursor', ?)", (str(self.last_seq()),))
@@ -154,13 +161,14 @@ class Store:
         data = json.loads(row[0])
         return Position(inode=int(data["inode"]), offset=int(data["offset"]))
 
-    def commit_batch(
+    def commit_batch(  # noqa: PLR0917 - the batch's parts, in the order they are written
         self,
         failures: Iterable[FailedAuth],
         alerts: list[Alert],
         position: Position | None,
         learned: Iterable[tuple[str, str, float]] = (),
         tallies: Mapping[str, AddressTally] | None = None,
+        carry: list[str] | None = None,
     ) -> list[Alert]:
         """Record a batch of derived facts and the position after it atomically; return stored alerts.
 
@@ -209,7 +217,15 @@ class Store:
                     "INSERT OR REPLACE INTO meta VALUES ('position', ?)",
                     (json.dumps({"inode": position.inode, "offset": position.offset}),),
                 )
+                # Lines the pipeline still holds (an open log write) go with the position.
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('carry', ?)", (json.dumps(carry or []),))
         return stored
+
+    def carry(self) -> list[str]:
+        """The lines committed as still held by the pipeline (fed again at start)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'carry'").fetchone()
+        lines = json.loads(row[0]) if row else []
+        return [str(line) for line in lines] if isinstance(lines, list) else []
 
     def failed_auth_by_ip(self, since: float) -> dict[str, int]:
         """Failed logins per address since *since* (epoch seconds)."""
@@ -304,7 +320,7 @@ class Store:
     def ban(self, target: str) -> Ban | None:
         """The latest ban record of *target*, active or not."""
         row = self._db.execute(
-            "SELECT target, created, expires, reason, origin, offences, enforced, lifted FROM bans WHERE target = ?",
+            f"SELECT {_BAN_COLUMNS} FROM bans WHERE target = ?",  # noqa: S608 - our own column list
             (target,),
         ).fetchone()
         return _ban(row) if row else None
@@ -323,10 +339,19 @@ class Store:
         with self._db:
             self._add_outbox(outbox, now)
             self._db.executemany(
-                "INSERT OR REPLACE INTO bans (target, created, expires, reason, origin, offences, enforced, lifted)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO bans ({_BAN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
                 (
-                    (b.target, b.created, b.expires, b.reason, b.origin, b.offences, int(b.enforced), b.lifted)
+                    (
+                        b.target,
+                        b.created,
+                        b.expires,
+                        b.reason,
+                        b.origin,
+                        b.offences,
+                        int(b.enforced),
+                        b.lifted,
+                        b.enforce_at,
+                    )
                     for b in bans
                 ),
             )
@@ -347,7 +372,7 @@ class Store:
     def active_bans(self, now: float, limit: int = 1_000_000) -> list[Ban]:
         """Bans in force at *now*, soonest to expire last."""
         rows = self._db.execute(
-            "SELECT target, created, expires, reason, origin, offences, enforced, lifted FROM bans"
+            f"SELECT {_BAN_COLUMNS} FROM bans"  # noqa: S608 - our own column list
             " WHERE lifted IS NULL AND expires > ? ORDER BY created DESC LIMIT ?",
             (now, limit),
         )
@@ -363,7 +388,8 @@ class Store:
     def pending_bans(self, now: float) -> int:
         """Active bans the backend has not confirmed yet."""
         row = self._db.execute(
-            "SELECT COUNT(*) FROM bans WHERE lifted IS NULL AND expires > ? AND enforced = 0", (now,)
+            "SELECT COUNT(*) FROM bans WHERE lifted IS NULL AND expires > ? AND enforced = 0 AND enforce_at = 'host'",
+            (now,),
         ).fetchone()
         return int(row[0])
 

@@ -23,7 +23,7 @@ from tests.helper.contract import validate_response
 from tests.helperproc import HelperProcess
 from tests.plexlines import failed_login
 from tests.system.crowdsec import Lapi, can_run
-from tests.system.fleetlab import FleetLab, attacker
+from tests.system.fleetlab import HOSTS, FleetLab, attacker
 from tests.system.netlab import can_run as can_run_netns
 
 pytestmark = pytest.mark.system
@@ -44,9 +44,11 @@ class Fleet:
 def _helper(root: Path, lab: FleetLab, lapi: Lapi, name: str) -> HelperProcess:
     password = lapi.add_machine(f"plex-{name}")
     key = lapi.add_bouncer(f"plex-{name}")
+    log_path = root / name / "Logs" / "Plex Media Server.log"
     return HelperProcess(
         root / name,
         extra_config=(
+            f'[monitor]\nlog_path = "{log_path}"\ntrusted_proxies = ["{HOSTS["c"]}"]\n'
             f'[firewall]\nbackend = "nft"\nmode = "enforce"\nnetns = "{lab.ns(name)}"\nprotect = ["{PROTECTED}"]\n'
             f'[crowdsec]\nlapi_url = "{lapi.url}"\nmachine_id = "plex-{name}"\npassword = "{password}"\n'
             f'bouncer_key = "{key}"\nstream_interval = {STREAM_INTERVAL}\nretry_max = 2\n'
@@ -189,9 +191,39 @@ def test_lapi_down_during_an_attack_loses_no_decision(fleet: Fleet) -> None:
 
 def test_the_proxy_bouncer_drops_a_forwarded_client_the_helper_decided_on(fleet: Fleet, tmp_path: Path) -> None:
     lab, lapi, a = fleet.lab, fleet.lapi, fleet.a
-    client = attacker(20)
+    client, banned_by_hand, bystander = attacker(20), attacker(22), attacker(21)
     lab.serve("c", 8443)
     lab.forward("c", LAPI_PORT_IN_C, lapi.port)
+    _proxy_bouncer(lab, lapi, tmp_path)
+    for ip in (client, banned_by_hand, bystander):
+        assert lab.connect(ip, "c", 8443) == ["ok"]
+
+    # A's Plex sees the client only through proxy C (a trusted proxy): its packets come from C,
+    # so A records the ban for the proxy and C's bouncer drops the client.
+    lines = []
+    for n in range(6):
+        request, completed = failed_login(HOSTS["c"], port=34000 + n)
+        lines += [f"{request} / X-Forwarded-For => {client}", completed]
+    a.append(*lines)
+    lab.wait_connect(client, "c", "timeout", port=8443)
+    assert [(b["ip"], b["enforce_at"]) for b in a.get("/api/v1/bans")["bans"]] == [(client, "proxy")]
+    [decision] = [d for d in lapi.decisions() if d["value"] == client]
+    assert decision["scenario"] == "plex-security/failed_login_burst"
+
+    # The owner bans a proxied client by hand: no ban on A, a decision for C.
+    code, queued = a.call(
+        "POST",
+        "/api/v1/bans",
+        {"ip": banned_by_hand, "duration": 600, "reason": "forwarded client", "enforce_at": "proxy"},
+    )
+    assert (code, queued["enforce_at"]) == (202, "proxy"), queued
+    lab.wait_connect(banned_by_hand, "c", "timeout", port=8443)
+    assert [d["scenario"] for d in lapi.decisions() if d["value"] == banned_by_hand] == ["plex-security/manual"]
+    assert lab.connect(bystander, "c", 8443) == ["ok"]
+
+
+def _proxy_bouncer(lab: FleetLab, lapi: Lapi, tmp_path: Path) -> None:
+    """Debian's crowdsec-firewall-bouncer in C (nftables mode, its own config file)."""
     key = lapi.add_bouncer("proxy-c")
     config = tmp_path / "crowdsec-firewall-bouncer.yaml"
     config.write_text(
@@ -232,18 +264,6 @@ prometheus:
         stderr=(tmp_path / "bouncer.stderr").open("ab"),
     )
     lab.procs.append(bouncer)
-    assert lab.connect(client, "c", 8443) == ["ok"]
-
-    # The client reached Plex through C, so A never sees its packets: the decision is for C.
-    code, queued = a.call(
-        "POST", "/api/v1/bans", {"ip": client, "duration": 600, "reason": "forwarded client", "enforce_at": "proxy"}
-    )
-    assert (code, queued["enforce_at"]) == (202, "proxy"), queued
-    assert a.get("/api/v1/bans")["bans"] == []
-    lab.wait_connect(client, "c", "timeout", port=8443)
-    assert lab.connect(attacker(21), "c", 8443) == ["ok"]
-    [decision] = [d for d in lapi.decisions() if d["value"] == client]
-    assert decision["scenario"] == "plex-security/manual"
 
 
 def _metrics(helper: HelperProcess) -> str:

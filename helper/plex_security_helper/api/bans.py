@@ -13,7 +13,7 @@ from ..firewall.enforcer import MAX_DURATION, MAX_REASON, MIN_DURATION, NotAllow
 from ..firewall.policy import BanRefused
 from ..firewall.runner import BackendError
 from ..firewall.targets import MAX_TARGET_TEXT, InvalidTarget, parse_target
-from ..fleet.decisions import ENFORCE_LOCAL, ENFORCE_PROXY
+from ..fleet.decisions import ENFORCE_HOST, ENFORCE_PROXY
 from ..fleet.service import FLEET_KEY, FleetUnavailable
 from ..model import CALLER_ORIGINS, Origin
 from .errors import json_error
@@ -26,7 +26,7 @@ BAN_BODY = vol.Schema(
         vol.Optional("reason", default=""): vol.All(str, vol.Length(max=MAX_REASON)),
         vol.Optional("origin", default=Origin.MANUAL.value): vol.In(CALLER_ORIGINS),
         vol.Optional("force", default=False): bool,
-        vol.Optional("enforce_at", default=ENFORCE_LOCAL): vol.In([ENFORCE_LOCAL, ENFORCE_PROXY]),
+        vol.Optional("enforce_at", default=ENFORCE_HOST): vol.In([ENFORCE_HOST, ENFORCE_PROXY]),
     }
 )
 # A decision pushed for the proxy's bouncer has no policy duration of its own: one hour unless given.

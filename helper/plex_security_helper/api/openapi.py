@@ -65,7 +65,7 @@ _FIREWALL: dict[str, Any] = {
 }
 _BAN: dict[str, Any] = {
     "type": "object",
-    "required": ["ip", "created", "expires", "remaining_s", "reason", "origin", "offences", "enforced"],
+    "required": ["ip", "created", "expires", "remaining_s", "reason", "origin", "offences", "enforced", "enforce_at"],
     "properties": {
         "ip": {"type": "string"},
         "created": {"type": "number"},
@@ -75,6 +75,7 @@ _BAN: dict[str, Any] = {
         "origin": {"type": "string", "enum": [str(o) for o in Origin]},
         "offences": {"type": "integer", "minimum": 1},
         "enforced": {"type": "boolean"},
+        "enforce_at": {"type": "string", "enum": ["host", "proxy"]},
     },
 }
 _ALLOW: dict[str, Any] = {
@@ -436,8 +437,8 @@ OPENAPI: dict[str, Any] = {
                     force={"type": "boolean"},
                     enforce_at={
                         "type": "string",
-                        "enum": ["local", "proxy"],
-                        "description": "proxy: no local ban; the decision goes to CrowdSec for the proxy's bouncer",
+                        "enum": ["host", "proxy"],
+                        "description": "proxy: no ban on this host, a CrowdSec decision for the proxy's bouncer",
                     },
                 ),
                 "responses": {

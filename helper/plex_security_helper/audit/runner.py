@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -27,6 +28,8 @@ class Auditor:
         self.config = config
         self.enforcer = enforcer
         self.last: AuditReport | None = None
+        # Called with each finished report (the monitor learns the running Plex build from it).
+        self.listeners: list[Callable[[AuditReport], None]] = []
         self._lock = asyncio.Lock()
         self.last_started = 0.0
 
@@ -51,6 +54,8 @@ class Auditor:
             report.accept(self.config.accept)
             report.finished = time.time()
             self.last = report
+            for listener in self.listeners:
+                listener(report)
             return report
 
     async def _plex(self, report: AuditReport, session: aiohttp.ClientSession) -> None:

@@ -31,7 +31,7 @@ class PlexState:
     """What the emulated server reports; tests change it between requests."""
 
     token: str
-    version: str = "1.43.3.10900-abcdef123"
+    version: str = "1.43.4.10903-e5521bd8c"
     claimed: bool = True
     machine_identifier: str = "0123456789abcdef0123456789abcdef01234567"
     prefs: dict[str, str] = field(default_factory=dict)

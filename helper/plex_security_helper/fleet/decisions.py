@@ -24,8 +24,10 @@ SCENARIO_PREFIX = "plex-security/"
 COMMUNITY_ORIGINS = frozenset({"CAPI", "lists"})
 OP_ALERT = "alert"
 OP_DELETE = "delete"
-ENFORCE_LOCAL = "local"
-ENFORCE_PROXY = "proxy"  # the client sits behind a reverse proxy: only the proxy's bouncer can drop it
+# Ban.enforce_at's values: "host" is dropped by the host that decided; "proxy" means the client
+# came through a trusted reverse proxy, and only the proxy's own bouncer can drop it.
+ENFORCE_HOST = "host"
+ENFORCE_PROXY = "proxy"
 MAX_EVIDENCE = 5
 MAX_TEXT = 200
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
@@ -63,7 +65,7 @@ def decision_item(
     kind: str | None,
     helper_id: str,
     alert: Alert | None = None,
-    enforce_at: str = ENFORCE_LOCAL,
+    enforce_at: str = ENFORCE_HOST,
 ) -> OutboxItem:
     """The outbox message for one decision; the duration is worked out when it is sent."""
     evidence = [sanitise(p) for p in (alert.detail.get("sample_paths") or [])][:MAX_EVIDENCE] if alert else []
@@ -95,6 +97,7 @@ def ban_item(ban: Ban, alert: Alert | None, helper_id: str) -> OutboxItem:
         kind=alert.kind if alert else None,
         helper_id=helper_id,
         alert=alert,
+        enforce_at=ban.enforce_at,
     )
 
 
@@ -136,9 +139,9 @@ def lapi_alert(body: dict[str, Any], now: float) -> dict[str, Any] | None:
         "meta": [
             {"key": "helper", "value": body["helper"]},
             {"key": "origin", "value": body["origin"]},
-            {"key": "enforce_at", "value": body.get("enforce_at", ENFORCE_LOCAL)},
+            {"key": "enforce_at", "value": body.get("enforce_at", ENFORCE_HOST)},
         ],
-        "labels": [f"enforce_at:{body.get('enforce_at', ENFORCE_LOCAL)}"],
+        "labels": [f"enforce_at:{body.get('enforce_at', ENFORCE_HOST)}"],
         "decisions": [
             {
                 "duration": f"{seconds}s",
