@@ -6,12 +6,20 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from plex_security_helper.config import ConfigError, default_config_text, parse_config
+from plex_security_helper.config import (
+    ConfigError,
+    CrowdsecConfig,
+    FirewallConfig,
+    default_config_text,
+    parse_config,
+)
+from plex_security_helper.firewall.enforcer import Enforcer
 from plex_security_helper.firewall.targets import InvalidTarget, parse_target
 from plex_security_helper.fleet.decisions import (
     ENFORCE_PROXY,
@@ -22,6 +30,8 @@ from plex_security_helper.fleet.decisions import (
     lapi_alert,
     parse_decision,
 )
+from plex_security_helper.fleet.lapi import Lapi
+from plex_security_helper.fleet.stream import StreamBouncer
 from plex_security_helper.model import Alert, Ban, Origin
 from plex_security_helper.store import OutboxItem, Store
 from tests.helper.contract import validate_response
@@ -235,3 +245,50 @@ def test_metrics_are_prometheus_text_behind_the_token(helper: HelperProcess) -> 
     assert "plex_security_fleet_push_queue 0.0" in text
     assert "plex_security_detection_to_ban_seconds_count 1.0" in text
     assert 'plex_security_api_request_seconds_count{route="/api/v1/status"}' in text
+
+
+@dataclass
+class _Holder:
+    """What the stream needs of the monitor: its enforcer (real, monitor mode: nothing touches nft)."""
+
+    enforcer: Enforcer
+
+
+def _entry(ident: int, value: str, *, origin: str = "cscli", duration: str = "1h", kind: str = "ban") -> dict[str, Any]:
+    return {"id": ident, "origin": origin, "scenario": "s", "scope": "Ip" if "/" not in value else "Range",
+            "type": kind, "value": value, "duration": duration}  # fmt: skip
+
+
+def test_the_stream_refuses_protected_and_overlapping_decisions_once_and_keeps_the_rest_by_origin() -> None:
+    enforcer = Enforcer(FirewallConfig(mode="monitor", protect=("198.51.100.7",), protect_gateway=False))
+    config = CrowdsecConfig(lapi_url="http://127.0.0.1:9", bouncer_key="k" * 32)
+    stream = StreamBouncer(Lapi(config, "test"), _Holder(enforcer), 1.0)  # type: ignore[arg-type]
+    startup = {
+        "new": [
+            _entry(1, "203.0.113.1"),
+            _entry(2, "203.0.113.2", origin="CAPI"),
+            _entry(3, "198.51.100.7"),  # protected
+            _entry(4, "192.168.1.20"),  # the LAN (allow-list)
+            _entry(5, "203.0.113.0/28", origin="lists"),
+            _entry(6, "203.0.113.8/29"),  # overlaps the /28
+            _entry(7, "203.0.113.3", kind="captcha"),
+            _entry(8, "not an address"),
+            _entry(9, "203.0.113.4", duration="-2s"),  # already over
+        ],
+        "deleted": [],
+    }
+    for _ in range(2):  # a resync repeats the startup list: nothing is counted twice
+        stream.apply(startup, full=True)
+    assert stream.counts() == {"crowdsec": 1, "capi": 2}
+    assert sorted((r["ip"], r["reason"]) for r in stream.status()["refused"]) == [
+        ("192.168.1.20", "allow_listed"),
+        ("198.51.100.7", "protected"),
+        ("203.0.113.8/29", "overlaps"),
+    ]
+    assert (stream.refused_total, stream.malformed) == (3, 2)
+    assert stream.status()["enforcing"] is False
+
+    stream.apply({"new": [], "deleted": [_entry(1, "203.0.113.1"), _entry(3, "198.51.100.7")]}, full=False)
+    assert stream.counts() == {"capi": 2}
+    assert {r["ip"] for r in stream.status()["refused"]} == {"192.168.1.20", "203.0.113.8/29"}
+    assert stream.holds("203.0.113.2") and not stream.holds("203.0.113.1")

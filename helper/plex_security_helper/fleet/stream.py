@@ -43,6 +43,7 @@ class StreamBouncer:
         self._interval = interval
         self._held: dict[str, dict[int, FleetDecision]] = {}  # target → LAPI id → decision
         self._refused: dict[int, dict[str, Any]] = {}  # LAPI id → why it is not enforced
+        self._counted: set[int] = set()  # refused ids already counted and logged (resyncs repeat them)
         self._last_nft: NftFirewall | None = None
         self.refused_total = 0
         self.malformed = 0
@@ -119,7 +120,10 @@ class StreamBouncer:
                 continue
             why = self._why_refused(decision)
             if why is not None:
-                if decision.id not in self._refused:
+                if decision.id not in self._counted:
+                    if len(self._counted) >= MAX_DECISIONS:
+                        self._counted.clear()
+                    self._counted.add(decision.id)
                     self.refused_total += 1
                     _LOGGER.warning("fleet: not enforcing %s (%s): %s", decision.target, decision.scenario, why[1])
                 self._refused[decision.id] = {**decision.as_json(now), "reason": why[0], "message": why[1]}
