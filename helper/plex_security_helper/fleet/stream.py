@@ -67,9 +67,10 @@ class StreamBouncer:
         """Forever: one pull per interval."""
         startup = True
         while True:
+            full = startup or self.rounds % RESYNC_ROUNDS == 0
             try:
-                answer = await self._lapi.stream(startup or self.rounds % RESYNC_ROUNDS == 0)
-                await self._monitor.run_in_worker(self.apply, answer, startup or self.rounds % RESYNC_ROUNDS == 0)
+                answer = await self._lapi.stream(full)
+                await self._monitor.run_in_worker(self.apply, answer, full)
                 self.last_stream, self.reachable, self.key_ok, self.error = time.time(), True, True, None
                 startup = False
             except (LapiError, BackendError) as err:
