@@ -22,6 +22,10 @@ from tests.helperproc import free_port
 START_TIMEOUT = 30.0
 
 
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
 def can_run() -> str | None:
     """Why CrowdSec tests cannot run here, or None."""
     for tool in ("crowdsec", "cscli", "crowdsec-firewall-bouncer"):
@@ -37,6 +41,7 @@ class Lapi:
     root: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    tls: bool = False  # HTTPS with a test CA; machines may log in with a client certificate (OU "agent-ou")
 
     @property
     def config(self) -> Path:
@@ -44,7 +49,45 @@ class Lapi:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca(self) -> Path:
+        return self.root / "tls" / "ca.pem"
+
+    def _make_ca(self) -> None:
+        """A CA, LAPI's certificate for 127.0.0.1, and a machine's client certificate (OU agent-ou)."""
+        tls = self.root / "tls"
+        tls.mkdir(parents=True, exist_ok=True)
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        _openssl(
+            "req",
+            "-x509",
+            *ec,
+            "-keyout",
+            str(tls / "ca-key.pem"),
+            "-out",
+            str(self.ca),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        )
+        for name, subject, ext in (
+            ("server", "/CN=lapi", "subjectAltName=IP:127.0.0.1"),
+            ("machine", "/OU=agent-ou/CN=plex-tls", "extendedKeyUsage=clientAuth"),
+        ):
+            _openssl(
+                "req", *ec, "-keyout", str(tls / f"{name}-key.pem"), "-out", str(tls / f"{name}.csr"), "-subj", subject
+            )
+            # Python 3.13 verifies strictly: key identifiers and key usage must be there.
+            (tls / f"{name}.ext").write_text(f"{ext}\nauthorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n")
+            _openssl(
+                "x509", "-req", "-in", str(tls / f"{name}.csr"), "-CA", str(self.ca), "-CAkey", str(tls / "ca-key.pem"),
+                "-CAcreateserial", "-out", str(tls / f"{name}.pem"), "-days", "2", "-extfile", str(tls / f"{name}.ext"),
+            )  # fmt: skip
 
     def write_config(self) -> None:
         root = self.root
@@ -57,6 +100,15 @@ class Lapi:
             'name: default_ip_remediation\nfilters:\n - Alert.Remediation == true && Alert.GetScope() == "Ip"\n'
             "decisions:\n - type: ban\n   duration: 4h\non_success: break\n"
         )
+        tls = ""
+        if self.tls:
+            self._make_ca()
+            d = root / "tls"
+            tls = (
+                f"    tls:\n      cert_file: {d}/server.pem\n      key_file: {d}/server-key.pem\n"
+                f"      client_verification: VerifyClientCertIfGiven\n      ca_cert_path: {d}/ca.pem\n"
+                "      agents_allowed_ou: [agent-ou]\n      bouncers_allowed_ou: [bouncer-ou]\n"
+            )
         self.config.write_text(
             f"""common:
   daemonize: false
@@ -79,26 +131,22 @@ db_config:
   use_wal: true
 api:
   client:
+    insecure_skip_verify: {"true" if self.tls else "false"}
     credentials_path: {root}/cscli_credentials.yaml
   server:
     log_level: info
     listen_uri: 127.0.0.1:{self.port}
-    profiles_path: {root}/profiles.yaml
+{tls}    profiles_path: {root}/profiles.yaml
     trusted_ips: [127.0.0.1]
 prometheus:
   enabled: false
 """
         )
         # cscli talks to LAPI as a machine of its own for `decisions list/add/delete`.
-        self.cscli(
-            "machines",
-            "add",
-            "test-cscli",
-            "--password",
-            secrets.token_hex(16),
-            "-f",
-            str(self.root / "cscli_credentials.yaml"),
-        )
+        creds = self.root / "cscli_credentials.yaml"
+        self.cscli("machines", "add", "test-cscli", "--password", secrets.token_hex(16), "-f", str(creds))
+        if self.tls:
+            creds.write_text(creds.read_text().replace("http://", "https://"))
 
     def start(self) -> None:
         if not self.config.exists():

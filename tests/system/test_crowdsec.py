@@ -271,3 +271,30 @@ def _metrics(helper: HelperProcess) -> str:
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.headers["Content-Type"].startswith("text/plain")
         return str(resp.read().decode())
+
+
+def test_a_helper_with_a_tls_client_certificate_pushes_as_a_machine(tmp_path: Path, socket_enabled: None) -> None:
+    reason = can_run()
+    if reason:
+        pytest.skip(reason)
+    lapi = Lapi(tmp_path / "lapi", tls=True)
+    tls = tmp_path / "lapi" / "tls"
+    helper = HelperProcess(
+        tmp_path / "helper",
+        extra_config=(
+            '[firewall]\nmode = "monitor"\n'
+            f'[crowdsec]\nlapi_url = "{lapi.url}"\ntls_cert = "{tls}/machine.pem"\n'
+            f'tls_key = "{tls}/machine-key.pem"\nca_cert = "{lapi.ca}"\nretry_max = 1\n'
+        ),
+    )
+    try:
+        lapi.start()
+        helper.start()
+        assert helper.call("POST", "/api/v1/bans", {"ip": "203.0.113.90", "duration": 600})[0] == 201
+        helper.wait_for(lambda s: s["fleet"]["push_queue"] == 0 and s["fleet"]["credentials_ok"] is True, WAIT)
+        assert [(d["value"], d["scenario"]) for d in lapi.decisions()] == [("203.0.113.90", "plex-security/manual")]
+        # LAPI registered the machine from its certificate (CN@address), no password anywhere.
+        assert "plex-tls@127.0.0.1" in lapi.cscli("machines", "list")
+    finally:
+        helper.stop()
+        lapi.stop()
