@@ -129,7 +129,12 @@ def backfill(log: Path, parsed: int, lines: int, f2b_s: float) -> None:
     try:
         start = time.perf_counter()
         helper.start()
-        status = helper.wait_for(lambda s: s["monitor"]["access_lines"] >= parsed, timeout=600)
+        # Polled twice a second (Home Assistant polls every 30 s): /status runs on the worker too.
+        while True:
+            status = helper.get("/api/v1/status")
+            if status["monitor"]["access_lines"] >= parsed or time.perf_counter() - start > 600:
+                break
+            time.sleep(0.5)
         elapsed = time.perf_counter() - start
         print(
             f"backfill of a live helper: {lines / elapsed:,.0f} lines/s ({elapsed:.1f} s for {lines:,} lines,"

@@ -115,6 +115,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web  # noqa: PLC0415
 
     from .app import create_app  # noqa: PLC0415
+    from .plex.geo import GeoDataError  # noqa: PLC0415
     from .tlscert import TlsError, server_context  # noqa: PLC0415
 
     config = _read_config(args.config)
@@ -133,8 +134,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         except TlsError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+    try:
+        app = create_app(config)
+    except GeoDataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     web.run_app(
-        create_app(config),
+        app,
         host=config.api.host,
         port=config.api.port,
         print=lambda msg: logging.getLogger(__name__).info(
@@ -247,7 +253,25 @@ def _cmd_demo_plex(args: argparse.Namespace) -> int:
         log_path=args.log,
         wan_classes=tuple(args.wan),
     )
-    web.run_app(create_plex_app(state), host=args.host, port=args.port, print=None)
+    app = create_plex_app(state)
+    if args.story:
+        import asyncio  # noqa: PLC0415
+        import contextlib  # noqa: PLC0415
+        from collections.abc import AsyncIterator  # noqa: PLC0415
+
+        from .demo.story import play, prepare_account  # noqa: PLC0415
+
+        prepare_account(state)
+
+        async def story(app: web.Application) -> AsyncIterator[None]:
+            task = asyncio.create_task(play(state, args.story_step))
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        app.cleanup_ctx.append(story)
+    web.run_app(app, host=args.host, port=args.port, print=None)
     return 0
 
 
@@ -354,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     plex.add_argument("--prefs", type=Path, help="a Preferences.xml to serve through /:/prefs")
     plex.add_argument("--log", type=Path, help="append Plex-format access lines for every request")
     plex.add_argument("--wan", action="append", default=[], help="client address the log calls WAN")
+    plex.add_argument("--story", action="store_true", help="play the demo's sessions and plex.tv account")
+    plex.add_argument("--story-step", type=float, default=15.0, help="seconds between the story's scenes")
     plex.set_defaults(func=_cmd_demo_plex)
 
     demo = sub.add_parser("demo-traffic", help="append realistic Plex traffic (users and attackers) to a log")

@@ -43,6 +43,11 @@ class AlertKind(StrEnum):
     SENSITIVE_REQUEST = "sensitive_request"
     NEW_LOCATION = "new_location"
     AUTH_BYPASS = "auth_bypass"
+    NEW_COUNTRY = "new_country"
+    IMPOSSIBLE_TRAVEL = "impossible_travel"
+    ACCOUNT_SHARING = "account_sharing"
+    HOSTING_STREAM = "hosting_stream"
+    NEW_DEVICE = "new_device"
     BANNED = "banned"
     UNBANNED = "unbanned"
 
@@ -84,6 +89,12 @@ KIND_INFO: dict[AlertKind, KindInfo] = {
     AlertKind.SENSITIVE_REQUEST: KindInfo(Verdict.WATCH, 50, "Sensitive endpoint from the internet"),
     AlertKind.NEW_LOCATION: KindInfo(Verdict.WATCH, 30, "User from a new location"),
     AlertKind.AUTH_BYPASS: KindInfo(Verdict.WATCH, 90, "Password-free access from the internet"),
+    # Signed-in users: never banned for (the owner decides; stopping a stream is an action).
+    AlertKind.NEW_COUNTRY: KindInfo(Verdict.WATCH, 40, "User streaming from a new country"),
+    AlertKind.IMPOSSIBLE_TRAVEL: KindInfo(Verdict.WATCH, 70, "Impossible travel"),
+    AlertKind.ACCOUNT_SHARING: KindInfo(Verdict.WATCH, 50, "Too many remote streams for one user"),
+    AlertKind.HOSTING_STREAM: KindInfo(Verdict.WATCH, 50, "Stream from a hosting network"),
+    AlertKind.NEW_DEVICE: KindInfo(Verdict.WATCH, 40, "New device on the account"),
     AlertKind.BANNED: KindInfo(Verdict.INFO, 0, "Banned"),
     AlertKind.UNBANNED: KindInfo(Verdict.INFO, 0, "Unbanned"),
 }

@@ -59,6 +59,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL, last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_next_try ON outbox (next_try);
+CREATE TABLE IF NOT EXISTS user_countries (
+    user TEXT NOT NULL, country TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+    last_ip TEXT NOT NULL, PRIMARY KEY (user, country)
+);
+CREATE TABLE IF NOT EXISTS account_devices (id TEXT PRIMARY KEY, name TEXT NOT NULL, first_seen REAL NOT NULL);
 """
 
 
@@ -467,3 +472,35 @@ class Store:
         """(kind, ip, time, user) of the alerts since *since*, for the detector's quiet periods."""
         rows = self._db.execute("SELECT kind, ip, ts, detail FROM alerts WHERE ts >= ?", (since,))
         return [(r[0], r[1], r[2], str(json.loads(r[3]).get("user", "") or "")) for r in rows]
+
+    def record_sessions(self, seen: Iterable[tuple[str, str, str, float]], alerts: list[Alert]) -> list[Alert]:
+        """Remember where users streamed from, (user, country, ip, time), and store the session alerts."""
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO user_countries VALUES (?, ?, ?, ?, ?) ON CONFLICT (user, country) DO UPDATE SET"
+                " last_seen = MAX(last_seen, excluded.last_seen), last_ip = excluded.last_ip",
+                ((user, country, when, when, ip) for user, country, ip, when in seen),
+            )
+        return self.commit_batch((), alerts, None) if alerts else []
+
+    def user_countries(self) -> list[tuple[str, str, float, float, str]]:
+        """(user, country, first_seen, last_seen, last_ip) of every user's streams, oldest last seen first."""
+        rows = self._db.execute(
+            "SELECT user, country, first_seen, last_seen, last_ip FROM user_countries ORDER BY last_seen"
+        )
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def purge_user_countries(self, before: float) -> int:
+        """Forget countries a user has not streamed from since *before*."""
+        with self._db:
+            return self._db.execute("DELETE FROM user_countries WHERE last_seen < ?", (before,)).rowcount
+
+    def account_devices(self) -> set[str]:
+        """Ids of the plex.tv devices already seen on the owner's account."""
+        return {r[0] for r in self._db.execute("SELECT id FROM account_devices")}
+
+    def record_devices(self, devices: Iterable[tuple[str, str, float]], alerts: list[Alert]) -> list[Alert]:
+        """Remember (id, name, first seen) of the account's devices and store the new-device alerts."""
+        with self._db:
+            self._db.executemany("INSERT OR IGNORE INTO account_devices VALUES (?, ?, ?)", devices)
+        return self.commit_batch((), alerts, None) if alerts else []

@@ -301,3 +301,14 @@ def test_a_token_endpoint_from_the_internet_is_watched_not_banned() -> None:
     report = scan_lines(lines, DetectConfig())
     assert report.addresses["203.0.113.91"].reasons == {"sensitive_request"}
     assert not report.addresses["203.0.113.91"].ban
+
+
+def test_a_network_where_a_real_user_signed_in_is_never_banned_whole() -> None:
+    lines = exchange("203.0.113.200", 200, "/library/sections", when=at(0), user="alice")
+    lines += [
+        line for host in range(1, 11) for k in range(3)
+        for line in failed_login(f"203.0.113.{host}", when=at(10 + host + k * 0.1), port=39000 + k)
+    ]  # fmt: skip
+    assert not [a for a in scan_lines(lines, DetectConfig()).alerts if a["kind"] == "network_spread"]
+    without_alice = lines[2:]
+    assert [a for a in scan_lines(without_alice, DetectConfig()).alerts if a["kind"] == "network_spread"]

@@ -86,9 +86,9 @@ class Enforcer:
         )
 
     def ruleset(self) -> Ruleset:
-        """What :class:`NftFirewall` renders, GeoIP networks loaded from the owner's file."""
+        """What :class:`NftFirewall` renders, GeoIP networks from the owner's file or the packaged data."""
         geo: tuple[Any, ...] = ()
-        if self.config.geoip_mode and self.config.geoip_source:
+        if self.config.geoip_mode:
             geo = load_countries(self.config.geoip_source, self.config.geoip_countries)
             if self.config.geoip_mode == "allow" and not geo:
                 raise GeoError("the GeoIP allow-list is empty: it would cut every client off; check geoip_source")

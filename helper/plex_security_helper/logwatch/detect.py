@@ -251,6 +251,8 @@ class Detector:
         self._sources: dict[str, _Source] = {}
         self._networks: dict[str, _Network] = {}
         self._user_networks: dict[str, set[str]] = {}
+        # Networks (spread keys) where a real user signed in: never banned as a whole.
+        self._user_spread: set[str] = set()
         # Private addresses Plex calls WAN (a Docker bridge, a reverse proxy): users seen on each.
         self._private_wan: dict[str, set[str]] = {}
         self._flood_cap = config.flood_per_minute * config.trusted_factor + 1
@@ -287,6 +289,7 @@ class Detector:
         """
         for user, net in networks:
             self._user_networks.setdefault(user, set()).add(net)
+            self._user_spread.add(spread_key(net.split("/", 1)[0]))
         ordered = sorted(failures, key=lambda f: f[1])
         newest = ordered[-1][1] if ordered else 0.0
         for ip, when in ordered:
@@ -296,6 +299,10 @@ class Detector:
             if when >= newest - self._window:
                 src.failures.append(when)
         for kind, ip, when, user in alerts:
+            if kind == AlertKind.NETWORK_SPREAD:
+                network = self._networks.setdefault(spread_key(ip), _Network())
+                network.quiet_until = max(network.quiet_until, when + self._window)
+                continue
             src = self._source(source_key(ip))
             key = f"{kind}:{user}"
             src.quiet_until[key] = max(src.quiet_until.get(key, 0.0), when + self._quiet(kind))
@@ -442,8 +449,8 @@ class Detector:
         live = sum(1 for t in net.members.values() if t >= horizon)
         if live < self._cfg.spread_sources or len(net.failures) < self._cfg.spread_failures:
             return
-        if now < net.quiet_until:
-            return
+        if now < net.quiet_until or key in self._user_spread:
+            return  # reported already, or a real user signed in from this network: its members only
         net.quiet_until = now + self._window
         out.alerts.append(
             make_alert(
@@ -505,6 +512,7 @@ class Detector:
             return
         first = not known
         known.add(net)
+        self._user_spread.add(spread_key(event.ip))
         out.learned.append((event.user, net, event.time))
         if first:
             return  # the first address a user is seen from is learnt, not reported
