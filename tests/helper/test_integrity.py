@@ -312,3 +312,12 @@ def test_a_network_where_a_real_user_signed_in_is_never_banned_whole() -> None:
     assert not [a for a in scan_lines(lines, DetectConfig()).alerts if a["kind"] == "network_spread"]
     without_alice = lines[2:]
     assert [a for a in scan_lines(without_alice, DetectConfig()).alerts if a["kind"] == "network_spread"]
+
+
+def test_a_short_first_message_line_takes_no_real_line_with_it() -> None:
+    # The message's first line "GZIP" must not swallow the next real line that ends with GZIP.
+    writer = exchange(WRITER, 200, "/log?message=GZIP%0Ahello", when=at(0), port=40020, user="mallory")
+    real = [line for n in range(6) for line in failed_login("203.0.113.9", when=at(1 + n), port=9300 + n)]
+    report = scan_lines([writer[0], *real, writer[1]], DetectConfig())
+    assert report.addresses["203.0.113.9"].tally.failed_auth == 6
+    assert report.addresses["203.0.113.9"].ban

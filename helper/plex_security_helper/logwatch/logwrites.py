@@ -33,6 +33,7 @@ from .plexlog import LogRecord
 HOLD_LIMIT = 20_000
 LINGER = 2000
 _BREAK = re.compile(r"\r\n|\r|\n")
+_ACCESS_BODIES = ("Request: [", "Completed: [", "Completed after connection close: [")
 
 
 def is_log_write(path: str) -> bool:
@@ -151,11 +152,14 @@ class LogWriteGuard:
         if variants is None:
             self.windows.append(_Window(rec, raw, (), Counter(), opaque=True, tainted=tainted))
             return
-        first = tuple({v[0] for v in variants if v and v[0]})
+        # The first line follows Plex's own prefix: it can pass for an access line only when it is
+        # an access line's body itself, and only then is it matched (as the end of a line; a
+        # short first line such as "GZIP" would otherwise take real lines with it).
+        first = tuple({v[0] for v in variants if v and v[0].startswith(_ACCESS_BODIES)})
         rest: Counter[str] = Counter()
         for lines in {tuple(v[1:]) for v in variants}:
             rest.update(line for line in lines if line)
-        if not rest and not any(self._looks_like_access(f) for f in first):
+        if not rest and not first:
             return  # one plain line: nothing it writes can pass for an access line
         self.windows.append(_Window(rec, raw, first, rest, opaque=False, tainted=tainted))
 
