@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import socket
 import ssl
@@ -55,6 +56,7 @@ class HelperProcess:
     extra_config: str = ""
     fixed_id: str | None = None
     tls: bool = False
+    nofile: int | None = None  # the child's descriptor limit (soft and hard), as a unit would set it
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -105,10 +107,17 @@ class HelperProcess:
         self.write_config()
         self.log_path.touch()
         stderr = (self.root / "helper.stderr").open("ab")
+        nofile = self.nofile
+
+        def limit() -> None:
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "plex_security_helper.cli", "serve", "--config", str(self.config_path)],
             stdout=stderr,
             stderr=stderr,
+            preexec_fn=limit if nofile is not None else None,  # noqa: PLW1509 - only setrlimit, no locks
         )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

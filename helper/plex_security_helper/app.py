@@ -16,7 +16,17 @@ from .api.auth import BadTokenThrottle, RequestRate, token_middleware
 from .api.bans import routes as ban_routes
 from .api.errors import error_middleware
 from .api.ips import routes as ip_routes
-from .api.routes import AUDITOR_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
+from .api.routes import (
+    AUDITOR_KEY,
+    HELPER_ID_KEY,
+    LONG_POLLS_KEY,
+    MAX_WAIT_KEY,
+    MONITOR_KEY,
+    STARTED_KEY,
+    LongPolls,
+    routes,
+)
+from .api.server import busy_middleware
 from .audit.runner import Auditor, schedule
 from .config import Config
 from .model import Origin
@@ -61,6 +71,7 @@ def create_app(config: Config) -> web.Application:
     monitor = Monitor(config)
     app = web.Application(
         middlewares=[
+            busy_middleware,
             error_middleware,
             token_middleware(
                 config.api.token,
@@ -79,6 +90,7 @@ def create_app(config: Config) -> web.Application:
     app[HELPER_ID_KEY] = config.helper_id
     app[MAX_WAIT_KEY] = config.api.max_wait
     app[STARTED_KEY] = time.time()
+    app[LONG_POLLS_KEY] = LongPolls()
     app.add_routes(routes)
     app.add_routes(ban_routes)
     app.add_routes(audit_routes)

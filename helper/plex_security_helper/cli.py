@@ -112,8 +112,7 @@ def _read_config(path: Path) -> Config | None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import logging  # noqa: PLC0415
 
-    from aiohttp import web  # noqa: PLC0415
-
+    from .api.server import serve  # noqa: PLC0415
     from .app import create_app  # noqa: PLC0415
     from .tlscert import TlsError, server_context  # noqa: PLC0415
 
@@ -133,16 +132,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         except TlsError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-    web.run_app(
+    serve(
         create_app(config),
-        host=config.api.host,
-        port=config.api.port,
-        print=lambda msg: logging.getLogger(__name__).info(
+        config.api.host,
+        config.api.port,
+        ssl_context=context,
+        on_listening=lambda: logging.getLogger(__name__).info(
             "plex-security-helper %s listening on %s:%s", __version__, config.api.host, config.api.port
         ),
-        handle_signals=True,
-        shutdown_timeout=5.0,
-        ssl_context=context,
     )
     return 0
 
