@@ -94,6 +94,7 @@ class Origin(StrEnum):
     DETECTOR = "detector"
     MANUAL = "manual"
     HOME_ASSISTANT = "home_assistant"
+    RECOVERED = "recovered"  # found in the kernel's ban set when a damaged database was rebuilt
 
 
 # The origins an API caller may claim (the detector's are the helper's own).

@@ -94,7 +94,9 @@ class Monitor:
 
     async def start(self) -> None:
         """Open the database, restore the follower position and start following."""
-        store, self.database_notice = await self.run_in_worker(open_store, self._config.database, time.time())
+        store, self.database_notice = await self.run_in_worker(
+            open_store, self._config.database, time.time(), self.enforcer.kernel_bans
+        )
         self._store = store
         if self.database_notice:
             _LOGGER.error("%s", self.database_notice)

@@ -124,6 +124,18 @@ class Enforcer:
         except (BackendError, GeoError) as err:
             self._fail(err)
 
+    def kernel_bans(self) -> dict[str, int | None]:
+        """The bans the kernel's set holds, with seconds left (empty unless enforcing with nft)."""
+        if not self.enforcing or self.nft is None:
+            return {}
+        found: dict[str, int | None] = {}
+        for text, left in self.nft.banned().items():
+            try:
+                found[parse_target(text).text] = left
+            except ValueError:
+                continue
+        return found
+
     def reconcile(self, store: Store, now: float) -> None:
         """Re-load a table that vanished (a reboot, or someone wiping every rule) and apply pending bans."""
         if not self.enforcing:
