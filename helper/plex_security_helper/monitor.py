@@ -335,6 +335,7 @@ class Monitor:
             "parse_failures": self.parse_failures,
             "oversized_lines": follower.oversized_lines if follower else 0,
             "rotations": follower.rotations if follower else 0,
+            "refused": follower.refused if follower else None,
             "last_line_time": self.last_line_time,
             "debug_logging_seen": self.access_lines > 0,
             # Not recording while a batch waits for the database (full disk, broken file).

@@ -216,6 +216,7 @@ _STATUS: dict[str, Any] = {
                 "debug_logging_seen": {"type": "boolean"},
                 "recording": {"type": "boolean"},
                 "database_notice": {"type": "string", "nullable": True},
+                "refused": {"type": "string", "nullable": True},
                 "error": {"type": "string", "nullable": True},
             },
         },
