@@ -8,13 +8,13 @@ with entities: the billion-laughs shape) is a finding, never a crash.
 from __future__ import annotations
 
 import ipaddress
-import shlex
 import stat
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..logwatch.detect import LOCAL_NETWORKS
 from .findings import Finding, Severity
+from .fixscript import guarded_chmod
 
 MAX_BYTES = 1 << 20
 # Networks that are the owner's own: anything else in allowedNetworks is the internet.
@@ -91,7 +91,7 @@ def file_mode_findings(prefs_path: Path, logs_dir: Path) -> list[Finding]:
                 f"{prefs_path} has mode {mode:04o}; it holds the server's plex.tv token",
                 "Make it readable by the Plex user only.",
                 subject=str(prefs_path),
-                fix=(f"chmod 600 {shlex.quote(str(prefs_path))}",),
+                fix=guarded_chmod("600", prefs_path),
             )
         )
     elif mode is not None and mode & (stat.S_IRGRP | stat.S_IWGRP):
@@ -103,7 +103,7 @@ def file_mode_findings(prefs_path: Path, logs_dir: Path) -> list[Finding]:
                 f"{prefs_path} has mode {mode:04o}",
                 "Unless another service in the group needs it, make it readable by the Plex user only.",
                 subject=str(prefs_path),
-                fix=(f"chmod 600 {shlex.quote(str(prefs_path))}",),
+                fix=guarded_chmod("600", prefs_path),
             )
         )
     try:
@@ -120,7 +120,7 @@ def file_mode_findings(prefs_path: Path, logs_dir: Path) -> list[Finding]:
                 " with logTokens, tokens",
                 "Remove access for other users.",
                 subject=str(logs_dir),
-                fix=(f"chmod o-rwx {shlex.quote(str(logs_dir))}",),
+                fix=guarded_chmod("o-rwx", logs_dir),
             )
         )
     return found
