@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 
@@ -209,18 +209,29 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         json.dump(report.as_json(), sys.stdout, separators=(",", ":"))
         sys.stdout.write("\n")
         return 0
-    doc = report.as_json()
+    print_audit(report.as_json(), {f.key: len(f.fix) for f in report.findings}, args.fix_script)
+    if args.fix_script is not None:
+        print(f"remediation script: {args.fix_script} (review it; nothing was changed)")
+    return 0
+
+
+def print_audit(doc: dict[str, Any], commands: dict[str, int], script: Path | None) -> None:
+    """The audit for a terminal: score, each finding with its evidence and its fix, what was not checked."""
     counts = ", ".join(f"{n} {sev}" for sev, n in doc["counts"].items() if n)
-    print(f"security score {doc['score']}/100 ({counts or 'no open findings'})")
+    if doc["score"] is None:
+        print(f"security score: none, Plex could not be checked ({counts or 'no open findings'})")
+    else:
+        print(f"security score {doc['score']}/100 ({counts or 'no open findings'})")
     for finding in doc["findings"]:
         mark = f" [accepted: {finding['accepted_reason']}]" if finding["accepted"] else ""
         print(f"{finding['severity']:8} {finding['key']}: {finding['title']}{mark}")
         print(f"         {finding['evidence']}")
+        fix = finding["remediation"]
+        if commands.get(finding["key"]):
+            fix += " (a command for it is in " + (f"{script})" if script else "the --fix-script)")
+        print(f"         fix: {fix}")
     for area, why in doc["not_checked"].items():
         print(f"not checked: {area}: {why}")
-    if args.fix_script is not None:
-        print(f"remediation script: {args.fix_script} (review it; nothing was changed)")
-    return 0
 
 
 def _cmd_demo_plex(args: argparse.Namespace) -> int:

@@ -110,7 +110,7 @@ _AUDIT_SECTION: dict[str, Any] = {
     "properties": {
         "available": {"type": "boolean"},
         "reason": {"type": "string"},
-        "score": {"type": "integer", "minimum": 0, "maximum": 100},
+        "score": {"type": "integer", "minimum": 0, "maximum": 100, "nullable": True},
         "counts": _COUNTS,
         "last_run": {"type": "number"},
         "running": {"type": "boolean"},
@@ -174,7 +174,7 @@ _AUDIT_DOC: dict[str, Any] = {
             "properties": {
                 "started": {"type": "number"},
                 "finished": {"type": "number"},
-                "score": {"type": "integer", "minimum": 0, "maximum": 100},
+                "score": {"type": "integer", "minimum": 0, "maximum": 100, "nullable": True},
                 "counts": _COUNTS,
                 "findings": {"type": "array", "items": _FINDING},
                 "not_checked": {"type": "object", "additionalProperties": {"type": "string"}},

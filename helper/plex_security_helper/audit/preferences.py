@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..logwatch.detect import LOCAL_NETWORKS
+from ..logwatch.tail import Refused, open_in_folder
 from .findings import Finding, Severity
 from .fixscript import guarded_chmod
 
@@ -22,12 +23,28 @@ _PRIVATE = LOCAL_NETWORKS
 _REF_SETTINGS = "https://support.plex.tv/articles/200890058-authentication-for-local-network-access/"
 
 
+# read_preferences' findings that say the file was not read (the audit lists it as not checked).
+UNREAD_PREFERENCES = frozenset({"plex.preferences_missing", "plex.preferences_unreadable", "plex.preferences_refused"})
+
+
 def read_preferences(path: Path) -> tuple[dict[str, str] | None, list[Finding]]:
     """The attributes of ``<Preferences/>``, or None with a finding saying why not."""
     subject = str(path)
     try:
-        with path.open("rb") as handle:
+        # Like the log: a FIFO would hang the audit, a symlink would have it read any file.
+        with open_in_folder(path) as handle:
             data = handle.read(MAX_BYTES + 1)
+    except Refused as err:
+        return None, [
+            Finding(
+                "plex.preferences_refused",
+                Severity.MEDIUM,
+                "Preferences.xml is not a regular file of the Plex folder",
+                str(err),
+                "Replace it with the regular file Plex wrote (check who planted the link or FIFO).",
+                subject=subject,
+            )
+        ]
     except FileNotFoundError:
         return None, [
             Finding(
