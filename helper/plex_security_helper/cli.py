@@ -1,4 +1,7 @@
-"""Command line: ``plex-security-helper init | serve | scan | audit | fail2ban-config | demo-plex | demo-traffic``."""
+"""Command line: ``plex-security-helper init | serve | status | bans | ban | unban | scan | audit | fail2ban-config``.
+
+(and ``demo-plex`` / ``demo-traffic`` for the demo and tests).
+"""
 
 from __future__ import annotations
 
@@ -234,6 +237,49 @@ def print_audit(doc: dict[str, Any], commands: dict[str, int], script: Path | No
         print(f"not checked: {area}: {why}")
 
 
+def _cmd_admin(args: argparse.Namespace) -> int:
+    """The admin commands (status, bans, ban, unban): the running helper's API, with the config's token."""
+    from . import admin  # noqa: PLC0415
+
+    config = _read_config(args.config)
+    if config is None:
+        if os.geteuid() != 0 and args.config.exists():
+            print("hint: the configuration is readable by root and the service user only: use sudo", file=sys.stderr)
+        return 2
+    api = admin.LocalApi(config)
+    try:
+        if args.command == "status":
+            doc = api.call("GET", "/api/v1/status")
+            text = admin.format_status(doc)
+        elif args.command == "bans":
+            doc = api.call("GET", "/api/v1/bans")
+            text = admin.format_bans(doc)
+        elif args.command == "ban":
+            doc = api.call("POST", "/api/v1/bans", admin.ban_body(args.ip, args.duration, args.reason))
+            text = f"banned {doc['ip']} for {admin.span(doc['remaining_s'])} (offence {doc['offences']})"
+        else:
+            doc = api.call("DELETE", admin.unban_path(args.ip))
+            text = f"unbanned {doc['unbanned']['ip']}"
+    except admin.AdminError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.code
+    if args.json:
+        json.dump(doc, sys.stdout, separators=(",", ":"))
+        sys.stdout.write("\n")
+    else:
+        print(text)
+    return 0
+
+
+def _duration(text: str) -> int:
+    from .admin import parse_duration  # noqa: PLC0415
+
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _cmd_demo_plex(args: argparse.Namespace) -> int:
     from aiohttp import web  # noqa: PLC0415
 
@@ -343,6 +389,24 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="print exactly one JSON object")
     audit.add_argument("--fix-script", type=Path, metavar="FILE", help="write a remediation script (never run)")
     audit.set_defaults(func=_cmd_audit)
+
+    for name, text in (
+        ("status", "show what the running helper sees (log, firewall, bans, alerts, audit)"),
+        ("bans", "list the active bans"),
+        ("ban", "ban an address or network now"),
+        ("unban", "lift a ban"),
+    ):
+        cmd = sub.add_parser(
+            name, help=text, description=f"{text}; talks to the running helper with the config's token"
+        )
+        cmd.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+        cmd.add_argument("--json", action="store_true", help="print the API's JSON answer")
+        if name in ("ban", "unban"):
+            cmd.add_argument("ip", metavar="IP", help="address or network (CIDR)")
+        if name == "ban":
+            cmd.add_argument("--duration", type=_duration, help="seconds, or 90m, 12h, 7d, 2w (default: the policy's)")
+            cmd.add_argument("--reason", help="shown with the ban")
+        cmd.set_defaults(func=_cmd_admin)
 
     plex = sub.add_parser("demo-plex", help="serve a small Plex emulator (for the demo and tests)")
     plex.add_argument("--host", default="127.0.0.1")
