@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .config import Config
 from .firewall.enforcer import Enforcer
@@ -24,6 +24,7 @@ from .logwatch.tail import LogFollower, Position
 from .store import AddressTally, Store, open_store
 
 _LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")  # run_in_worker's result (no PEP 695: the helper runs on Python 3.11)
 DAY = 86_400.0
 PURGE_INTERVAL = 3600.0
 RECONCILE_INTERVAL = 30.0
@@ -86,7 +87,7 @@ class Monitor:
         self._next_watch_try = 0.0
         self._watch_problem = ""
 
-    async def run_in_worker[T](self, func: Callable[..., T], *args: Any) -> T:
+    async def run_in_worker(self, func: Callable[..., T], *args: Any) -> T:
         """Run *func* on the worker thread that owns the database."""
         loop = asyncio.get_running_loop()
         result: T = await loop.run_in_executor(self._executor, func, *args)

@@ -142,3 +142,18 @@ def test_init_finds_native_snap_and_in_container_layouts(tmp_path: Path) -> None
     assert _repository("lscr.io/linuxserver/plex:latest") == "lscr.io/linuxserver/plex"
     assert _repository("registry.local:5000/plexinc/pms-docker") == "registry.local:5000/plexinc/pms-docker"
     assert _repository("plexinc/pms-docker@sha256:abc") == "plexinc/pms-docker"
+
+
+def test_the_helper_parses_as_python_3_11() -> None:
+    # The helper runs on the host's Python (Debian 12 has 3.11); ruff's py311 target checks the rest.
+    import ast
+    import tomllib
+
+    helper = Path(__file__).resolve().parents[2] / "helper"
+    meta = tomllib.loads((helper / "pyproject.toml").read_text())
+    assert meta["project"]["requires-python"] == ">=3.11"
+    assert meta["tool"]["ruff"]["target-version"] == "py311"
+    sources = sorted((helper / "plex_security_helper").rglob("*.py"))
+    assert len(sources) > 30
+    for source in sources:
+        ast.parse(source.read_text(encoding="utf-8"), str(source), feature_version=(3, 11))
