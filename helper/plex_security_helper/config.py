@@ -14,7 +14,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from .thresholds import DetectConfig
+from .thresholds import THRESHOLDS, DetectConfig
 
 NATIVE_PLEX_DIR = "/var/lib/plexmediaserver/Library/Application Support/Plex Media Server"
 DEFAULT_PORT = 8788
@@ -48,6 +48,8 @@ class MonitorConfig:
     log_path: Path
     poll_interval: float
     backfill: bool
+    # Reverse proxies whose forwarded address is believed (never judged, never banned).
+    trusted_proxies: tuple[str, ...] = ()
 
 
 DEFAULT_ALLOW = (
@@ -116,6 +118,11 @@ class Config:
     retention_days: int
     audit: AuditConfig
     firewall: FirewallConfig = FirewallConfig()
+
+
+def _detect_section() -> str:
+    """The ``[detect]`` section of a new config: every threshold with its meaning."""
+    return "\n".join(f"# {t.help}\n{name} = {t.default}" for name, t in THRESHOLDS.items()) + "\n"
 
 
 def _nonempty(value: Any) -> str:
@@ -188,16 +195,11 @@ SCHEMA = vol.Schema(
             vol.Required("log_path"): _nonempty,
             vol.Optional("poll_interval", default=0.05): vol.All(vol.Coerce(float), vol.Range(min=0.01, max=10.0)),
             vol.Optional("backfill", default=False): bool,
+            vol.Optional("trusted_proxies", default=[]): [_network],
         },
         vol.Optional("detect", default={}): {
-            vol.Optional("failed_auth_threshold", default=5): vol.All(int, vol.Range(min=1, max=10_000)),
-            vol.Optional("failed_auth_window", default=600): vol.All(int, vol.Range(min=10, max=86_400)),
-            vol.Optional("probe_threshold", default=2): vol.All(int, vol.Range(min=1, max=1000)),
-            vol.Optional("scan_distinct_paths", default=10): vol.All(int, vol.Range(min=2, max=1000)),
-            vol.Optional("scan_window", default=60): vol.All(int, vol.Range(min=1, max=3600)),
-            vol.Optional("flood_per_minute", default=600): vol.All(int, vol.Range(min=10, max=1_000_000)),
-            vol.Optional("trust_after_signin", default=86_400): vol.All(int, vol.Range(min=0, max=30 * 86_400)),
-            vol.Optional("trusted_factor", default=4): vol.All(int, vol.Range(min=1, max=100)),
+            vol.Optional(name, default=t.default): vol.All(int, vol.Range(min=t.low, max=t.high))
+            for name, t in THRESHOLDS.items()
         },
         vol.Optional("firewall", default={}): FIREWALL_SCHEMA,
         vol.Optional("audit", default={}): {
@@ -256,17 +258,9 @@ def parse_config(raw: dict[str, Any], base_dir: Path) -> Config:
             log_path=resolve(data["monitor"]["log_path"]),
             poll_interval=data["monitor"]["poll_interval"],
             backfill=data["monitor"]["backfill"],
+            trusted_proxies=tuple(data["monitor"]["trusted_proxies"]),
         ),
-        detect=DetectConfig(
-            failed_auth_threshold=data["detect"]["failed_auth_threshold"],
-            failed_auth_window=data["detect"]["failed_auth_window"],
-            probe_threshold=data["detect"]["probe_threshold"],
-            scan_distinct_paths=data["detect"]["scan_distinct_paths"],
-            scan_window=float(data["detect"]["scan_window"]),
-            flood_per_minute=data["detect"]["flood_per_minute"],
-            trust_after_signin=float(data["detect"]["trust_after_signin"]),
-            trusted_factor=data["detect"]["trusted_factor"],
-        ),
+        detect=DetectConfig(**data["detect"]),
         database=resolve(data["storage"]["database"]),
         retention_days=data["storage"]["retention_days"],
         firewall=_firewall(data["firewall"], resolve),
@@ -368,24 +362,12 @@ poll_interval = 0.05
 # At first start, read the rotated files (oldest first) and the whole live file instead of
 # only new lines. Replayed history is reported; only the last day's attacks ban.
 backfill = false
+# Reverse proxies in front of Plex (SWAG, Nginx Proxy Manager, Traefik, a Docker bridge): their
+# requests are judged by the client address they forward, and they are never banned.
+trusted_proxies = []
 
 [detect]
-# Unauthenticated 401/403 answers to one internet address (IPv6: one /64) within the window
-# (seconds) that make it an attacker. Benign token-less paths (Plexamp, timelines) do not count.
-failed_auth_threshold = 5
-failed_auth_window = 600
-# Attack paths (traversal, injection, admin panels, exploit paths) that make an attacker.
-probe_threshold = 2
-# Distinct missing (404) paths within scan_window seconds that make a scanner.
-scan_distinct_paths = 10
-scan_window = 60
-# Requests per minute from one address that make a flood.
-flood_per_minute = 600
-# An address that signed in successfully is trusted this long (seconds) and needs
-# trusted_factor times the evidence above before it is judged hostile.
-trust_after_signin = 86400
-trusted_factor = 4
-
+{_detect_section()}
 [firewall]
 # nft: the helper's own nftables table; fail2ban: ban through a running fail2ban's jail;
 # none: no enforcement.

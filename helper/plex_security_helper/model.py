@@ -116,6 +116,28 @@ class NetClass(StrEnum):
 LOCAL_CLASSES = frozenset({NetClass.LOOPBACK, NetClass.SUBNET, NetClass.ALLOWED_SUBNET})
 
 
+@dataclass(slots=True)
+class HttpEvent:
+    """A finished HTTP request: a Completed line joined with its Request line when seen.
+
+    ``ip`` is the client judged: the bracket address, or the forwarded address when the
+    bracket is a trusted proxy (``via`` then names the proxy; ``via == ip`` means the proxy
+    forwarded no usable address, and nobody is judged).
+    """
+
+    time: float
+    ip: str
+    port: int
+    net_class: NetClass
+    method: str
+    path: str
+    status: int
+    request_id: str | None
+    user: str | None
+    signed_in: bool
+    via: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class FailedAuth:
     """One unauthenticated request from outside that the server refused."""

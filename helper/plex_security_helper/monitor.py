@@ -17,11 +17,10 @@ from typing import Any, TypeVar
 
 from .config import Config
 from .firewall.enforcer import Enforcer
-from .logwatch.detect import Detector, Verdicts, is_probe
 from .logwatch.inotify import FolderWatch, watch_folder
-from .logwatch.plexlog import LogParser, RequestJoiner
+from .logwatch.pipeline import Batch, Pipeline
 from .logwatch.tail import LogFollower, Position
-from .store import AddressTally, Store, open_store
+from .store import Store, open_store
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")  # run_in_worker's result (no PEP 695: the helper runs on Python 3.11)
@@ -33,24 +32,12 @@ MAX_ADDRESS_ROWS = 1_000_000
 
 
 @dataclass(slots=True)
-class _Batch:
+class _Pending:
     """What one read produced, until it is committed."""
 
-    verdicts: Verdicts
-    lines: int
-    access: int = 0
-    last_time: float | None = None
-    position: Position | None = None
-    tallies: dict[str, AddressTally] = field(default_factory=dict)
-
-    def tally(self, ip: str, when: float) -> AddressTally:
-        """The running counts of *ip* in this batch."""
-        found = self.tallies.get(ip)
-        if found is None:
-            found = self.tallies[ip] = AddressTally(first_seen=when, last_seen=when)
-        found.first_seen = min(found.first_seen, when)
-        found.last_seen = max(found.last_seen, when)
-        return found
+    batch: Batch
+    position: Position | None
+    carry: list[str] = field(default_factory=list)
 
 
 class Monitor:
@@ -61,9 +48,7 @@ class Monitor:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plex-security-worker")
         self._store: Store | None = None
         self._follower: LogFollower | None = None
-        self._parser = LogParser()
-        self._joiner = RequestJoiner()
-        self._detector = Detector(config.detect)
+        self.pipeline = Pipeline(config.detect, trusted_proxies=config.monitor.trusted_proxies)
         self.enforcer = Enforcer(config.firewall)
         self._next_reconcile = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -78,7 +63,11 @@ class Monitor:
         self._rate_window: list[tuple[float, int]] = []
         self._committed: Position | None = None
         self._closing = False
-        self._pending: _Batch | None = None
+        self._pending: _Pending | None = None
+        self.unverified = 0
+        # Read off the detector on the worker thread after each batch (it is not thread-safe).
+        self.probable_proxies: list[str] = []
+        self.tracked_sources = 0
         self.database_notice: str | None = None
         # inotify wakes the follow loop as soon as Plex writes; the poll interval stays as the
         # fallback (no inotify, a folder that does not exist yet, a mount that never reports).
@@ -107,10 +96,13 @@ class Monitor:
         summary = await self.run_in_worker(store.alert_summary, time.time() - DAY)
         # Nothing learnt is lost to a restart: users' networks, and failures still in their window.
         networks = await self.run_in_worker(store.user_networks)
-        since = time.time() - self._config.detect.failed_auth_window
-        recent = await self.run_in_worker(store.failures_since, since)
-        quiet = await self.run_in_worker(store.alert_keys_since, since)
-        self._detector.restore(networks, recent, quiet)
+        now = time.time()
+        recent = await self.run_in_worker(store.failures_since, now - self._config.detect.slow_window)
+        quiet = await self.run_in_worker(store.alert_keys_since, now - self._config.detect.slow_window)
+        self.pipeline.detector.restore(networks, recent, quiet)
+        # Lines of a client's log write that was still open at the last commit (logwrites.py).
+        self.pipeline.feed(await self.run_in_worker(store.carry))
+        self.pipeline.take()
         # Bans come back before the first new line is judged, with their remaining time.
         await self.run_in_worker(self.enforcer.start, store, time.time())
         await self.run_in_worker(self._ban_unhandled)
@@ -180,29 +172,8 @@ class Monitor:
         lines = self._follower.read_lines()
         if not lines and self._follower.position == self._committed:
             return 0, self.last_seq
-        batch = _Batch(verdicts=Verdicts(), lines=len(lines))
-        for line in lines:
-            rec = self._parser.parse(line)
-            if rec is None:
-                if "Request: [" in line or "Completed: [" in line or "connection close: [" in line:
-                    self.parse_failures += 1  # looks like an access line, yet did not parse
-                continue
-            batch.access += 1
-            batch.last_time = rec.time
-            event = self._joiner.feed(rec)
-            if event is not None and not event.suspect:
-                tally = batch.tally(event.ip, event.time)
-                tally.requests += 1
-                tally.probes += is_probe(event.path)
-                self._detector.feed(event, batch.verdicts)
-        for failure in batch.verdicts.failures:
-            batch.tally(failure.ip, failure.time).failed_auth += 1
-        for alert in batch.verdicts.alerts:
-            tally = batch.tally(alert.ip, alert.time)
-            tally.alerts += 1
-            tally.last_alert = alert.kind
-        batch.position = self._follower.position
-        return self._commit(batch)
+        self.pipeline.feed(lines)
+        return self._commit(_Pending(self.pipeline.take(), self._follower.position, self.pipeline.carry()))
 
     def _ban_unhandled(self) -> None:
         """Act on alerts stored before a crash cut off their bans (worker thread).
@@ -218,18 +189,19 @@ class Monitor:
             self.enforcer.auto_ban(self._store, unhandled, now)
         self._store.set_ban_cursor(self._store.last_seq())
 
-    def _commit(self, batch: _Batch) -> tuple[int, int]:
+    def _commit(self, pending: _Pending) -> tuple[int, int]:
         assert self._store is not None
+        batch = pending.batch
         verdicts = batch.verdicts
         try:
             stored = self._store.commit_batch(
-                verdicts.failures, verdicts.alerts, batch.position, verdicts.learned, batch.tallies
+                verdicts.failures, verdicts.alerts, pending.position, verdicts.learned, batch.tallies, pending.carry
             )
         except Exception:
-            self._pending = batch
+            self._pending = pending
             raise
         self._pending = None
-        self._committed = batch.position
+        self._committed = pending.position
         if stored:
             now = time.time()
             # Replayed history (backfill) informs; only what happened within a day bans.
@@ -237,6 +209,10 @@ class Monitor:
             self._store.set_ban_cursor(self._store.last_seq())
         self.lines += batch.lines
         self.access_lines += batch.access
+        self.parse_failures += batch.parse_failures
+        self.unverified += batch.unverified
+        self.probable_proxies = self.pipeline.detector.probable_proxies()
+        self.tracked_sources = self.pipeline.detector.tracked_sources
         if batch.last_time is not None:
             self.last_line_time = batch.last_time
         return batch.lines, self._store.last_seq() if stored else self.last_seq
@@ -334,6 +310,11 @@ class Monitor:
             "lines_per_minute": self.lines_per_minute(),
             "lines_per_second": round(self.lines_per_minute() / 60, 2),
             "parse_failures": self.parse_failures,
+            "unverified_events": self.unverified,
+            "forged_lines": self.pipeline.guard.forged_lines,
+            "trusted_proxies": [str(n) for n in self._config.monitor.trusted_proxies],
+            "probable_proxies": self.probable_proxies,
+            "tracked_sources": self.tracked_sources,
             "oversized_lines": follower.oversized_lines if follower else 0,
             "rotations": follower.rotations if follower else 0,
             "refused": follower.refused if follower else None,

@@ -243,13 +243,14 @@ class Store:
         data = json.loads(row[0])
         return Position(inode=int(data["inode"]), offset=int(data["offset"]))
 
-    def commit_batch(
+    def commit_batch(  # noqa: PLR0917 - the batch's parts, in the order they are written
         self,
         failures: Iterable[FailedAuth],
         alerts: list[Alert],
         position: Position | None,
         learned: Iterable[tuple[str, str, float]] = (),
         tallies: Mapping[str, AddressTally] | None = None,
+        carry: list[str] | None = None,
     ) -> list[Alert]:
         """Record a batch of derived facts and the position after it atomically; return stored alerts.
 
@@ -298,7 +299,15 @@ class Store:
                     "INSERT OR REPLACE INTO meta VALUES ('position', ?)",
                     (json.dumps({"inode": position.inode, "offset": position.offset}),),
                 )
+                # Lines the pipeline still holds (an open log write) go with the position.
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('carry', ?)", (json.dumps(carry or []),))
         return stored
+
+    def carry(self) -> list[str]:
+        """The lines committed as still held by the pipeline (fed again at start)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'carry'").fetchone()
+        lines = json.loads(row[0]) if row else []
+        return [str(line) for line in lines] if isinstance(lines, list) else []
 
     def failed_auth_by_ip(self, since: float) -> dict[str, int]:
         """Failed logins per address since *since* (epoch seconds)."""

@@ -18,12 +18,10 @@ find_python313() {
     return 1
 }
 
-# Recreate or update .venv only when the requirements (or the compiled scan's source, which
-# the editable install builds in place) changed since it was built.
+# Recreate or update .venv only when the requirements changed since it was built.
 ensure_venv() {
     local stamp want py
-    want=$(cat "$ROOT/requirements_test.txt" "$ROOT/helper/pyproject.toml" "$ROOT/helper/setup.py" \
-        "$ROOT/helper/plex_security_helper/logwatch/_fastscan.c" | sha256sum | cut -d' ' -f1)
+    want=$(cat "$ROOT/requirements_test.txt" "$ROOT/helper/pyproject.toml" | sha256sum | cut -d' ' -f1)
     stamp="$VENV/.requirements.sha256"
     if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
@@ -38,19 +36,6 @@ ensure_venv() {
     "$VENV/bin/python" -m pip install --quiet -r "$ROOT/requirements_test.txt"
     "$VENV/bin/python" -m pip install --quiet -e "$ROOT/helper"
     echo "$want" >"$stamp"
-}
-
-# The compiled scan is optional for users (no compiler: scan runs on the Python code), but the
-# tests compare it with the reference, so scripts/test needs it: build it if the venv predates
-# the compiler, and stop loudly when it does not build.
-ensure_compiled_scan() {
-    local probe='import plex_security_helper.logwatch._fastscan'
-    "$VENV/bin/python" -c "$probe" 2>/dev/null && return 0
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT/helper"
-    "$VENV/bin/python" -c "$probe" 2>/dev/null && return 0
-    echo "error: the compiled scan (helper/plex_security_helper/logwatch/_fastscan.c) does not build:" >&2
-    "$VENV/bin/python" -m pip install -v -e "$ROOT/helper" 2>&1 | grep -iE -B2 -A6 'error' >&2 || true
-    return 1
 }
 
 # Install the Debian packages that are missing (needs root; skipped with a note otherwise).

@@ -299,7 +299,8 @@ async def test_version_from_the_emulator(plex: tuple[PlexState, str], version: s
 
 
 async def test_the_emulator_writes_plex_format_log_lines(plex: tuple[PlexState, str], tmp_path: Path) -> None:
-    from plex_security_helper.logwatch.plexlog import LogParser, RequestJoiner
+    from plex_security_helper.logwatch.join import RequestJoiner
+    from plex_security_helper.logwatch.plexlog import LogParser
 
     state, url = plex
     state.log_path = tmp_path / "Plex Media Server.log"
