@@ -17,7 +17,7 @@ from typing import Any
 from ..config import FirewallConfig
 from ..model import Alert, AlertKind, Ban, Origin, Verdict
 from ..store import Store
-from .backend import Backend, make_backend
+from .backend import Backend, NftBackend, make_backend
 from .geoip import GeoError, load_countries
 from .nft import PROFILES, BanElement, RateProfile, Ruleset
 from .policy import MIN_PREFIX, BanPolicy, BanRefused, BanTimes, default_gateways
@@ -136,10 +136,10 @@ class Enforcer:
 
     def kernel_bans(self) -> dict[str, int | None]:
         """The bans the kernel's set holds, with seconds left (empty unless enforcing with nft)."""
-        if not self.enforcing or self.nft is None:
+        if not isinstance(self.backend, NftBackend):
             return {}
         found: dict[str, int | None] = {}
-        for text, left in self.nft.banned().items():
+        for text, left in self.backend.firewall.banned().items():
             try:
                 found[parse_target(text).text] = left
             except ValueError:
