@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # a second, and importing the web server, the audits and the demo first would double that.
 
 DEFAULT_CONFIG = Path("/etc/plex-security/helper.toml")
+SERVICE_USER = "plex-security"  # the systemd unit's User=
 FAIL2BAN_FILES = ("filter.d/plex-security.conf", "jail.d/plex-security.conf")
 
 
@@ -79,6 +80,29 @@ def _cmd_init(args: argparse.Namespace) -> int:
         path.write_text(text, encoding="utf-8")
         print(f"TLS certificate {cert}; SHA-256 fingerprint (Home Assistant asks you to confirm it):")
         print(f"  {fingerprint(cert)}")
+        owned = [path, cert, key]
+    else:
+        owned = [path]
+    return _give_to_service_user(owned, args.user)
+
+
+def _give_to_service_user(paths: list[Path], user: str) -> int:
+    """Run as root, hand the new files to the service user: the unit runs as it and must read them.
+
+    They stay 0600: the service user and root read them, nobody else (the token is in there).
+    """
+    import pwd  # noqa: PLC0415
+
+    if os.geteuid() != 0 or not user:
+        return 0
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        print(f"warning: no user {user!r} yet: create it, then: chown {user}: {' '.join(map(str, paths))}")
+        return 0
+    for target in paths:
+        os.chown(target, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+    print(f"{', '.join(p.name for p in paths)}: owned by {user} (the service user), mode 0600")
     return 0
 
 
@@ -365,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--database", help="SQLite file (default: next to the config, or /var/lib/plex-security)")
     init.add_argument("--tls", action="store_true", help="serve HTTPS with a new self-signed certificate")
     init.add_argument("--docker-socket", default="/var/run/docker.sock", help="to find a Plex container's folder")
+    init.add_argument(
+        "--user", default=SERVICE_USER, help="run as root: give the files to this service user (default: %(default)s)"
+    )
     init.set_defaults(func=_cmd_init)
 
     serve = sub.add_parser("serve", help="follow the log and serve the API")

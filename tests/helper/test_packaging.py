@@ -64,10 +64,10 @@ def test_install_from_the_source_folder_into_a_fresh_venv(tmp_path: Path) -> Non
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_systemd_unit_verifies(tmp_path: Path) -> None:
-    # The unit names /usr/local/bin/plex-security-helper; point it at this installation.
+    # The unit names the README's venv, /opt/plex-security; point it at this installation.
     installed = shutil.which("plex-security-helper") or str(Path(sys.executable).parent / "plex-security-helper")
     unit = tmp_path / UNIT.name
-    unit.write_text(UNIT.read_text().replace("/usr/local/bin/plex-security-helper", installed))
+    unit.write_text(UNIT.read_text().replace("/opt/plex-security/bin/plex-security-helper", installed))
     done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     text = UNIT.read_text()

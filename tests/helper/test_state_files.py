@@ -8,6 +8,8 @@ import stat
 import time
 from pathlib import Path
 
+import pytest
+
 from plex_security_helper.cli import main
 from plex_security_helper.model import Ban
 from plex_security_helper.store import Store, open_store
@@ -112,3 +114,37 @@ def test_every_state_file_is_private_whatever_the_umask(tmp_path: Path, socket_e
         assert {p.name: _mode(p) for p in files} == dict.fromkeys((p.name for p in files), 0o600)
     finally:
         helper.stop()
+
+
+def test_init_as_root_gives_the_config_to_the_service_user(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a file away")
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    config = tmp_path / "helper.toml"
+    argv = ["init", "--config", str(config), "--log-path", "/x/p.log", "--docker-socket", "/n", "--tls"]
+    assert main([*argv, "--user", "nobody"]) == 0
+    for path in (config, tmp_path / "helper-key.pem"):
+        st = path.stat()
+        assert (st.st_uid, st.st_gid, _mode(path)) == (nobody.pw_uid, nobody.pw_gid, 0o600)
+    assert "owned by nobody (the service user), mode 0600" in capsys.readouterr().out
+    other = tmp_path / "other.toml"
+    assert (
+        main(
+            [
+                "init",
+                "--config",
+                str(other),
+                "--log-path",
+                "/x/p.log",
+                "--docker-socket",
+                "/n",
+                "--user",
+                "no-such-user-x",
+            ]
+        )
+        == 0
+    )
+    assert other.stat().st_uid == 0
+    assert "no user 'no-such-user-x' yet" in capsys.readouterr().out
