@@ -15,6 +15,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -261,3 +262,97 @@ def test_the_readme_install_on_debian_12(rootfs: Rootfs) -> None:
         assert any(line.startswith("203.0.113.7 ") and " yes " in line for line in bans.splitlines()), bans
     finally:
         _stop(proc)
+
+
+_UNNEEDED = ("usr/share/doc/", "usr/share/man/", "usr/share/locale/", "usr/share/info/", "var/cache/")
+
+
+def _slim(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """Leave documentation and caches out of the image (the engine copies it per container)."""
+    return None if any(info.name.startswith(p) for p in _UNNEEDED) else info
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_the_same_root_filesystem_as_a_container_with_host_networking(
+    rootfs: Rootfs, tmp_path: Path, socket_enabled: None
+) -> None:
+    import tempfile
+    import urllib.request
+
+    from tests.system import dockerlab
+
+    reason = dockerlab.can_run()
+    if reason:
+        pytest.skip(reason)
+    fs = rootfs
+    # The README's venv, installed with Debian's python3 into the root filesystem, becomes the image.
+    fs.chroot("python3 -m venv /opt/plex-security && /opt/plex-security/bin/pip install --quiet ./helper")
+    shutil.rmtree(fs.path(SRC))
+    image_tar = tmp_path / "debian12-helper.tar"
+    with tarfile.open(image_tar, "w") as archive:
+        for entry in sorted(fs.root.iterdir()):
+            if entry.name not in ("proc", "dev", "sys", "run", "tmp"):
+                archive.add(entry, arcname=entry.name, filter=_slim)
+        for empty in ("proc", "dev", "sys", "run", "tmp"):
+            info = tarfile.TarInfo(empty)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if empty == "tmp" else 0o755
+            archive.addfile(info)
+    plex = tmp_path / "plex"
+    (plex / "Logs").mkdir(parents=True)
+    (plex / "Logs" / "Plex Media Server.log").write_text("")
+    config = tmp_path / "config"
+    config.mkdir()
+    # A short folder for the engine: its sockets' paths must fit in 108 bytes.
+    engine = dockerlab.start_engine(Path(tempfile.mkdtemp(prefix="pxd", dir="/tmp")))
+    try:
+        image = "plexsec/debian12-helper:test"
+        engine.docker(
+            "import",
+            "--change",
+            'ENTRYPOINT ["/opt/plex-security/bin/plex-security-helper"]',
+            str(image_tar),
+            image,
+        )
+        image_tar.unlink()
+        volumes = ["-v", f"{config}:/config", "-v", f"{plex}:/plex:ro"]
+        # deploy/compose.yaml's first run: init inside the container.
+        out = engine.docker(
+            "run", "--rm", *volumes, image, "init", "--config", "/config/helper.toml",
+            "--log-path", "/plex/Logs/Plex Media Server.log", "--host", "127.0.0.1",
+        )  # fmt: skip
+        token = out.split("API token for Home Assistant:", 1)[1].split()[0]
+        port = _free_port()  # host networking: keep clear of whatever else listens on this host
+        text = (config / "helper.toml").read_text()
+        (config / "helper.toml").write_text(text.replace("port = 8788", f"port = {port}", 1))
+        # deploy/compose.yaml's service: host network, only NET_ADMIN, no new privileges, read-only.
+        engine.docker(
+            "run", "-d", "--name", "helper", "--network", "host", "--cap-drop", "ALL", "--cap-add", "NET_ADMIN",
+            "--security-opt", "no-new-privileges:true", "--read-only", *volumes,
+            image, "serve", "--config", "/config/helper.toml",
+        )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/status")
+        req.add_header("Authorization", f"Bearer {token}")
+        while True:
+            try:
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    status = json.loads(resp.read())
+                break
+            except OSError:
+                assert time.monotonic() < deadline, engine.docker("logs", "helper")
+                time.sleep(0.5)
+        assert status["monitor"]["following"] is True
+        assert status["monitor"]["log_path"] == "/plex/Logs/Plex Media Server.log"
+        # The container runs as root with umask 022: its state is still for its eyes only.
+        for name in ("helper.toml", "plex-security.db"):
+            assert stat.S_IMODE((config / name).stat().st_mode) == 0o600, name
+    finally:
+        engine.stop()
