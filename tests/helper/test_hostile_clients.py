@@ -174,3 +174,28 @@ def test_long_polls_are_capped_per_address_and_in_all() -> None:
     assert polls.take("192.0.2.1")
     others = [polls.take(f"198.51.100.{i}") for i in range(WAITERS_TOTAL)]
     assert others.count(False) == WAITERS_PER_ADDRESS  # the total cap counts every address
+
+
+def test_slow_headers_and_slow_bodies_are_cut_off_at_their_deadlines(helper: HelperProcess) -> None:
+    from plex_security_helper.api.server import BODY_TIMEOUT, HEADER_TIMEOUT
+
+    slow_headers = socket.create_connection(("127.0.0.1", helper.port), timeout=HEADER_TIMEOUT + 20)
+    slow_headers.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    slow_body = socket.create_connection(("127.0.0.1", helper.port), timeout=BODY_TIMEOUT + 20)
+    slow_body.sendall(
+        b"POST /api/v1/bans HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {helper.token}\r\nContent-Length: 100\r\n\r\n".encode()
+        + b'{"ip": "203.0.'
+    )
+    try:
+        # The helper closes the first unanswered, and answers the second 408 (the ban never made).
+        assert slow_headers.recv(4096) == b""
+        answer = b""
+        while chunk := slow_body.recv(4096):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+        assert b"the request body did not arrive in time" in answer
+    finally:
+        slow_headers.close()
+        slow_body.close()
+    assert helper.get("/api/v1/bans")["bans"] == []
