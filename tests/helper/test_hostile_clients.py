@@ -199,3 +199,26 @@ def test_slow_headers_and_slow_bodies_are_cut_off_at_their_deadlines(helper: Hel
         slow_headers.close()
         slow_body.close()
     assert helper.get("/api/v1/bans")["bans"] == []
+
+
+def test_connections_stuck_before_the_tls_handshake_are_counted_too(tmp_path: Path, socket_enabled: None) -> None:
+    helper = HelperProcess(tmp_path / "helper", nofile=CHILD_NOFILE, tls=True)
+    helper.start()
+    assert helper.proc is not None
+    socks: list[socket.socket] = []
+    try:
+        with descriptors(HALF_OPEN + 256):
+            try:
+                for _ in range(HALF_OPEN):
+                    socks.append(socket.create_connection(("127.0.0.1", helper.port), timeout=5))  # no ClientHello
+                deadline = time.monotonic() + 10
+                while _open_fds(helper.proc.pid) >= PER_ADDRESS + 128:
+                    assert time.monotonic() < deadline, _open_fds(helper.proc.pid)
+                    time.sleep(0.05)
+                assert helper.get("/api/v1/status")["helper"]["id"]
+            finally:
+                for sock in socks:
+                    sock.close()
+    finally:
+        helper.stop()
+    assert "Too many open files" not in helper.stderr()

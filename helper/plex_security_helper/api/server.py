@@ -83,6 +83,18 @@ class ConnectionGate:
         self._arm(conn, self.header_timeout)
         return True
 
+    def rekey(self, old: asyncio.BaseTransport, new: asyncio.BaseTransport) -> bool:
+        """The connection now speaks through *new* (TLS over *old*); False when it was closed meanwhile."""
+        conn = self._conns.pop(old, None)
+        if conn is None:
+            return False
+        conn.transport = new
+        self._conns[new] = conn
+        mine = self._by_address[conn.address]
+        mine.pop(old, None)
+        mine[new] = None
+        return True
+
     def release(self, transport: asyncio.BaseTransport) -> None:
         """The connection is gone."""
         conn = self._conns.pop(transport, None)
@@ -162,43 +174,78 @@ class ConnectionGate:
 
 
 class _Guarded(asyncio.Protocol):
-    """Asks the gate before aiohttp's protocol sees a connection; tells it when it goes."""
+    """Asks the gate before aiohttp's protocol sees a connection; tells it when it goes.
 
-    __slots__ = ("_admitted", "_gate", "_inner", "_transport")
+    With TLS the gate admits the plain TCP connection and the handshake runs under the header
+    deadline (``start_tls``), so connections stuck in a handshake are counted and cut off too.
+    """
 
-    def __init__(self, gate: ConnectionGate, inner: asyncio.Protocol) -> None:
+    def __init__(self, gate: ConnectionGate, inner: asyncio.Protocol, tls: ssl.SSLContext | None) -> None:
         self._gate = gate
         self._inner = inner
-        self._admitted = False
+        self._tls = tls
+        self._ready = False  # aiohttp's protocol has its connection
+        self._early: list[bytes] = []  # decrypted bytes that arrived before it had
         self._transport: asyncio.BaseTransport | None = None
+        self._handshake: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
         if not self._gate.admit(transport):
             transport.abort()  # type: ignore[attr-defined]
             return
-        self._admitted = True
-        self._inner.connection_made(transport)
+        if self._tls is None:
+            self._ready = True
+            self._inner.connection_made(transport)
+            return
+        self._handshake = asyncio.get_running_loop().create_task(self._start_tls(transport, self._tls))
+
+    async def _start_tls(self, tcp: asyncio.BaseTransport, context: ssl.SSLContext) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            secure = await loop.start_tls(
+                tcp,  # type: ignore[arg-type]  # a server's stream transport
+                self,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=HEADER_TIMEOUT,
+            )
+        except Exception:  # noqa: BLE001 - a failed handshake is the client's problem: drop it
+            secure = None
+        if secure is None or not self._gate.rekey(tcp, secure):
+            self._gate.release(tcp)
+            tcp.abort()  # type: ignore[attr-defined]
+            if secure is not None:
+                secure.abort()
+            return
+        self._transport = secure
+        self._ready = True
+        self._inner.connection_made(secure)
+        for data in self._early:
+            self._inner.data_received(data)
+        self._early = []
 
     def data_received(self, data: bytes) -> None:
-        if self._admitted:
+        if self._ready:
             self._inner.data_received(data)
+        elif self._tls is not None and len(self._early) < 64:
+            self._early.append(data)
 
     def eof_received(self) -> bool | None:
-        return self._inner.eof_received() if self._admitted else None
+        return self._inner.eof_received() if self._ready else None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._transport is not None:
             self._gate.release(self._transport)
-        if self._admitted:
+        if self._ready:
             self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
-        if self._admitted:
+        if self._ready:
             self._inner.pause_writing()
 
     def resume_writing(self) -> None:
-        if self._admitted:
+        if self._ready:
             self._inner.resume_writing()
 
 
@@ -263,14 +310,9 @@ def serve(
         factory: Any = runner.server
         listener: asyncio.Server | None = None
         try:
+            # TLS is started per connection by _Guarded, after the gate admitted it.
             listener = await loop.create_server(
-                lambda: _Guarded(gate, factory()),
-                host,
-                port,
-                ssl=ssl_context,
-                ssl_handshake_timeout=HEADER_TIMEOUT if ssl_context is not None else None,
-                backlog=512,
-                reuse_address=True,
+                lambda: _Guarded(gate, factory(), ssl_context), host, port, backlog=512, reuse_address=True
             )
             on_listening()
             await stop.wait()
