@@ -28,6 +28,11 @@ EVENT_TYPES: Final = (
     "auth_bypass",
     "banned",
     "unbanned",
+    "new_country",
+    "impossible_travel",
+    "account_sharing",
+    "hosting_stream",
+    "new_device",
 )
 STORAGE_VERSION: Final = 1
 
@@ -42,3 +47,6 @@ SERVICE_UNBAN_IP: Final = "unban_ip"
 SERVICE_ALLOW_IP: Final = "allow_ip"
 SERVICE_RUN_AUDIT: Final = "run_audit"
 SERVICE_LOOKUP_IP: Final = "lookup_ip"
+SERVICE_STOP_STREAM: Final = "stop_stream"
+ATTR_SESSION_ID: Final = "session_id"
+ATTR_MESSAGE: Final = "message"

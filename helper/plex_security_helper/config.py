@@ -107,6 +107,46 @@ class AuditConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GeoConfig:
+    """Offline geo data: the packaged table, plus the owner's ``.mmdb`` files (MaxMind, DB-IP, IPinfo)."""
+
+    mmdb: tuple[Path, ...] = ()
+    cache_size: int = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsConfig:
+    """How Plex's current sessions are read and judged (see docs/configuration.md)."""
+
+    enabled: bool = True  # needs a Plex token (audit.plex_token or Preferences.xml's PlexOnlineToken)
+    interval: int = 30
+    max_remote_streams_per_user: int = 0  # 0: no limit
+    travel_hours: float = 6.0  # two countries this close in time ...
+    travel_km: int = 2000  # ... and at least this far apart (centroids) make impossible travel
+    history_days: int = 180
+    hosting_alerts: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PlexTvConfig:
+    """The owner's plex.tv account (opt-in: it uses the server's own plex.tv token)."""
+
+    enabled: bool = False
+    url: str = "https://plex.tv"
+    interval: int = 3600  # seconds between looks at the account's devices
+    inactive_days: int = 90
+    device_stale_days: int = 180
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """Plex's webhooks, posted to ``/api/v1/webhook/<secret>``; off while the secret is empty."""
+
+    secret: str = ""
+    max_bytes: int = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Everything the helper reads from its TOML file."""
 
@@ -118,6 +158,10 @@ class Config:
     retention_days: int
     audit: AuditConfig
     firewall: FirewallConfig = FirewallConfig()
+    geo: GeoConfig = GeoConfig()
+    sessions: SessionsConfig = SessionsConfig()
+    plex_tv: PlexTvConfig = PlexTvConfig()
+    webhook: WebhookConfig = WebhookConfig()
 
 
 def _detect_section() -> str:
@@ -217,6 +261,34 @@ SCHEMA = vol.Schema(
                 vol.All(str, vol.Length(min=1, max=200)): vol.All(str, vol.Length(min=1, max=500))
             },
         },
+        vol.Optional("geo", default={}): {
+            vol.Optional("mmdb", default=[]): vol.All([_nonempty], vol.Length(max=4)),
+            vol.Optional("cache_size", default=65_536): vol.All(int, vol.Range(min=16, max=1_000_000)),
+        },
+        vol.Optional("sessions", default={}): {
+            vol.Optional("enabled", default=True): bool,
+            vol.Optional("interval", default=30): vol.All(int, vol.Range(min=1, max=3600)),
+            vol.Optional("max_remote_streams_per_user", default=0): vol.All(int, vol.Range(min=0, max=100)),
+            vol.Optional("travel_hours", default=6.0): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=72.0)),
+            vol.Optional("travel_km", default=2000): vol.All(int, vol.Range(min=100, max=20_000)),
+            vol.Optional("history_days", default=180): vol.All(int, vol.Range(min=1, max=3650)),
+            vol.Optional("hosting_alerts", default=True): bool,
+        },
+        vol.Optional("plex_tv", default={}): {
+            vol.Optional("enabled", default=False): bool,
+            vol.Optional("url", default="https://plex.tv"): vol.All(
+                str, vol.Match(r"^https?://[^\s/]+(:\d+)?/?$", msg="an http(s)://host:port URL")
+            ),
+            vol.Optional("interval", default=3600): vol.All(int, vol.Range(min=1, max=7 * 86_400)),
+            vol.Optional("inactive_days", default=90): vol.All(int, vol.Range(min=1, max=3650)),
+            vol.Optional("device_stale_days", default=180): vol.All(int, vol.Range(min=1, max=3650)),
+        },
+        vol.Optional("webhook", default={}): {
+            vol.Optional("secret", default=""): vol.Any(
+                "", vol.All(str, vol.Match(r"^[A-Za-z0-9_-]{16,128}$", msg="16 to 128 letters, digits, _ or -"))
+            ),
+            vol.Optional("max_bytes", default=256 * 1024): vol.All(int, vol.Range(min=1024, max=16 * 1024 * 1024)),
+        },
         vol.Required("storage"): {
             vol.Required("database"): _nonempty,
             vol.Optional("retention_days", default=30): vol.All(int, vol.Range(min=1, max=3650)),
@@ -265,6 +337,10 @@ def parse_config(raw: dict[str, Any], base_dir: Path) -> Config:
         retention_days=data["storage"]["retention_days"],
         firewall=_firewall(data["firewall"], resolve),
         audit=_audit(data["audit"], resolve, resolve(data["monitor"]["log_path"])),
+        geo=GeoConfig(mmdb=tuple(resolve(p) for p in data["geo"]["mmdb"]), cache_size=data["geo"]["cache_size"]),
+        sessions=SessionsConfig(**data["sessions"]),
+        plex_tv=PlexTvConfig(**data["plex_tv"]),
+        webhook=WebhookConfig(**data["webhook"]),
     )
 
 
@@ -287,8 +363,8 @@ def _audit(raw: dict[str, Any], resolve: Callable[[str], Path], log_path: Path) 
 
 
 def _firewall(fw: dict[str, Any], resolve: Callable[[str], Path]) -> FirewallConfig:
-    if fw.get("geoip_mode") and not (fw.get("geoip_source") and fw["geoip_countries"]):
-        raise ConfigError("invalid configuration at firewall.geoip_mode: needs geoip_source and geoip_countries")
+    if fw.get("geoip_mode") and not fw["geoip_countries"]:
+        raise ConfigError("invalid configuration at firewall.geoip_mode: needs geoip_countries")
     return FirewallConfig(
         backend=fw["backend"],
         mode=fw["mode"],
@@ -404,6 +480,35 @@ docker_socket = "/var/run/docker.sock"
 [audit.accept]
 # Accepted deviations: finding key = "why". Keys are shown by `plex-security-helper audit`.
 # "docker.5.10.host_network:plex" = "Plex needs host networking for local discovery"
+
+[geo]
+# Country of every address comes from data packaged with the helper (Regional Internet
+# Registry assignments). Add MaxMind / DB-IP / IPinfo .mmdb files for better countries and for
+# network owners (ASN: needed to spot streams from hosting networks).
+mmdb = []
+
+[sessions]
+# Read Plex's current sessions every `interval` seconds (needs the Plex token) and alert on a
+# user from a new country, impossible travel, and streams from hosting networks.
+enabled = true
+interval = 30
+# Concurrent streams from outside the LAN one user may have (account sharing); 0: no limit.
+max_remote_streams_per_user = 0
+# Two countries at least travel_km apart within travel_hours: impossible travel.
+travel_hours = 6.0
+travel_km = 2000
+
+[plex_tv]
+# Opt-in: read the owner's plex.tv account (two-factor, shared users, devices) with the
+# server's own plex.tv token. The token is never stored elsewhere, logged or returned.
+enabled = false
+inactive_days = 90
+device_stale_days = 180
+
+[webhook]
+# Plex webhooks (Settings > Webhooks) to http://<helper>:<port>/api/v1/webhook/<secret>;
+# 16-128 letters, digits, _ or -. Empty: off.
+secret = ""
 
 [storage]
 database = {_toml_str(database)}

@@ -15,11 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .audit.findings import AuditReport
+from .audit.versions import parse_version
 from .config import Config
 from .firewall.enforcer import Enforcer
 from .logwatch.inotify import FolderWatch, watch_folder
 from .logwatch.pipeline import Batch, Pipeline
 from .logwatch.tail import LogFollower, Position
+from .plex.geo import annotate
 from .store import Store, open_store
 
 _LOGGER = logging.getLogger(__name__)
@@ -27,6 +30,10 @@ T = TypeVar("T")  # run_in_worker's result (no PEP 695: the helper runs on Pytho
 DAY = 86_400.0
 PURGE_INTERVAL = 3600.0
 RECONCILE_INTERVAL = 30.0
+WATCHED_POLL = 1.0  # seconds between safety-net polls while inotify reports changes
+# Lines that changed only totals are committed at most this often: a commit per Plex write costs
+# more CPU than the lines; an uncommitted position is read again after a crash (nothing lost).
+QUIET_COMMIT = 1.0
 MAX_FAILED_AUTH_ROWS = 2_000_000
 MAX_ADDRESS_ROWS = 1_000_000
 
@@ -39,6 +46,30 @@ class _Pending:
     position: Position | None
     carry: list[str] = field(default_factory=list)
 
+    @property
+    def eventful(self) -> bool:
+        """Whether it holds more than totals: a failed login, an alert or a learnt network."""
+        verdicts = self.batch.verdicts
+        return bool(verdicts.failures or verdicts.alerts or verdicts.learned)
+
+    def absorb(self, later: _Pending) -> None:
+        """Take in the batch read after this one (its position and carry are the newer ones)."""
+        mine, theirs = self.batch, later.batch
+        mine.verdicts.failures += theirs.verdicts.failures
+        mine.verdicts.alerts += theirs.verdicts.alerts
+        mine.verdicts.learned += theirs.verdicts.learned
+        for ip, tally in theirs.tallies.items():
+            if ip in mine.tallies:
+                mine.tallies[ip].add(tally)
+            else:
+                mine.tallies[ip] = tally
+        mine.lines += theirs.lines
+        mine.access += theirs.access
+        mine.parse_failures += theirs.parse_failures
+        mine.unverified += theirs.unverified
+        mine.last_time = theirs.last_time if theirs.last_time is not None else mine.last_time
+        self.position, self.carry = later.position, later.carry
+
 
 class Monitor:
     """Owns the worker thread, the store and the follow loop; wakes long-pollers on new alerts."""
@@ -49,7 +80,7 @@ class Monitor:
         self._store: Store | None = None
         self._follower: LogFollower | None = None
         self.pipeline = Pipeline(config.detect, trusted_proxies=config.monitor.trusted_proxies)
-        self.enforcer = Enforcer(config.firewall)
+        self.enforcer = Enforcer(config.firewall, config.monitor.trusted_proxies)
         self._next_reconcile = 0.0
         self._task: asyncio.Task[None] | None = None
         self._new_alert = asyncio.Condition()
@@ -64,6 +95,8 @@ class Monitor:
         self._committed: Position | None = None
         self._closing = False
         self._pending: _Pending | None = None
+        self._quiet: _Pending | None = None  # uneventful lines waiting for QUIET_COMMIT
+        self._quiet_since = 0.0
         self.unverified = 0
         # Read off the detector on the worker thread after each batch (it is not thread-safe).
         self.probable_proxies: list[str] = []
@@ -75,6 +108,12 @@ class Monitor:
         self._wake = asyncio.Event()
         self._next_watch_try = 0.0
         self._watch_problem = ""
+
+    def learn_audit(self, report: AuditReport) -> None:
+        """Keep the running Plex build, so an exploit attempt on an affected build is critical."""
+        version = report.facts.get("plex_version")
+        # One assignment of an immutable tuple: the worker thread reads the old or the new one.
+        self.pipeline.detector.plex_version = parse_version(str(version)) if version else None
 
     async def run_in_worker(self, func: Callable[..., T], *args: Any) -> T:
         """Run *func* on the worker thread that owns the database."""
@@ -143,6 +182,8 @@ class Monitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._stop_watch()
+        with contextlib.suppress(Exception):  # a full disk: the lines are read again at start
+            await self.run_in_worker(self._flush_quiet)
         if self._follower is not None:
             await self.run_in_worker(self._follower.close)
         if self._store is not None:
@@ -170,10 +211,27 @@ class Monitor:
         if self._pending is not None:
             return self._commit(self._pending)
         lines = self._follower.read_lines()
-        if not lines and self._follower.position == self._committed:
+        if not lines and self._follower.position == self._committed and self._quiet is None:
             return 0, self.last_seq
         self.pipeline.feed(lines)
-        return self._commit(_Pending(self.pipeline.take(), self._follower.position, self.pipeline.carry()))
+        pending = _Pending(self.pipeline.take(), self._follower.position, self.pipeline.carry())
+        now = time.monotonic()
+        if self._quiet is not None:
+            self._quiet.absorb(pending)
+            pending = self._quiet
+        elif not pending.eventful:
+            self._quiet_since = now
+        if not pending.eventful and now - self._quiet_since < QUIET_COMMIT and not self._closing:
+            self._quiet = pending
+            return len(lines), self.last_seq
+        self._quiet = None
+        return self._commit(pending)
+
+    def _flush_quiet(self) -> None:
+        """Commit the lines that wait for QUIET_COMMIT (at shutdown). Worker thread only."""
+        if self._quiet is not None:
+            pending, self._quiet = self._quiet, None
+            self._commit(pending)
 
     def _ban_unhandled(self) -> None:
         """Act on alerts stored before a crash cut off their bans (worker thread).
@@ -195,7 +253,12 @@ class Monitor:
         verdicts = batch.verdicts
         try:
             stored = self._store.commit_batch(
-                verdicts.failures, verdicts.alerts, pending.position, verdicts.learned, batch.tallies, pending.carry
+                verdicts.failures,
+                [annotate(a) for a in verdicts.alerts],  # the country of each address, offline
+                pending.position,
+                verdicts.learned,
+                batch.tallies,
+                pending.carry,
             )
         except Exception:
             self._pending = pending
@@ -245,7 +308,10 @@ class Monitor:
                 self._try_watch()
             if count == 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), interval)
+                    # inotify wakes the loop as Plex writes: the poll is then only a safety net.
+                    await asyncio.wait_for(
+                        self._wake.wait(), interval if self._watch is None else max(interval, WATCHED_POLL)
+                    )
 
     async def _reconcile(self) -> None:
         try:

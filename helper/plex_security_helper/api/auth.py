@@ -29,6 +29,7 @@ from .server import read_body
 _LOGGER = logging.getLogger(__name__)
 AUTHENTICATED = "token:"  # the rate bucket of requests with the right token, apart from the address's
 PUBLIC_PATHS = frozenset({"/api/v1/health"})
+WEBHOOK_PREFIX = "/api/v1/webhook/"
 MAX_FAILURES = 10
 WINDOW = 60.0
 BLOCK = 600.0
@@ -131,6 +132,7 @@ def token_middleware(
     throttle: BadTokenThrottle | None = None,
     throttling: bool = True,
     rate: RequestRate | None = None,
+    webhook_secret: str = "",
 ) -> Middleware:
     """Build a middleware that compares the presented token in constant time.
 
@@ -145,16 +147,30 @@ def token_middleware(
         remote = request.remote or ""
         if clients and not _allowed(remote, clients):
             return json_error(403, "client_not_allowed", "this address may not use the API")
-        presented = request.headers.get("Authorization", "").encode("utf-8", "replace")
-        if hmac.compare_digest(presented, expected):
-            if rate is not None and not rate.allow(AUTHENTICATED + remote):
-                return json_error(429, "rate_limited", "too many requests from this address", **{"Retry-After": "1"})
-            if remote:
-                guard.succeeded(remote)
-                if on_client is not None:
-                    on_client(remote)
-            await read_body(request)
-            return await handler(request)
+        # The right credential is checked first and always passes (never throttled, never blocked).
+        webhook = request.path.startswith(WEBHOOK_PREFIX)
+        if webhook:
+            # Plex cannot send a header: the secret in the URL is the credential (constant time).
+            given = request.path[len(WEBHOOK_PREFIX) :].encode("utf-8", "replace")
+            if webhook_secret and request.method == "POST" and hmac.compare_digest(given, webhook_secret.encode()):
+                if rate is not None and not rate.allow(AUTHENTICATED + remote):
+                    return json_error(
+                        429, "rate_limited", "too many requests from this address", **{"Retry-After": "1"}
+                    )
+                return await handler(request)
+        else:
+            presented = request.headers.get("Authorization", "").encode("utf-8", "replace")
+            if hmac.compare_digest(presented, expected):
+                if rate is not None and not rate.allow(AUTHENTICATED + remote):
+                    return json_error(
+                        429, "rate_limited", "too many requests from this address", **{"Retry-After": "1"}
+                    )
+                if remote:
+                    guard.succeeded(remote)
+                    if on_client is not None:
+                        on_client(remote)
+                await read_body(request)
+                return await handler(request)
         if rate is not None and not rate.allow(remote):
             return json_error(429, "rate_limited", "too many requests from this address", **{"Retry-After": "1"})
         if request.path in PUBLIC_PATHS and request.method in ("GET", "HEAD"):
@@ -166,6 +182,8 @@ def token_middleware(
             )
         if throttling:
             guard.failed(remote)
+        if webhook:
+            return json_error(404, "not_found", "no such webhook")
         return json_error(401, "unauthorized", "missing or invalid bearer token", **{"WWW-Authenticate": "Bearer"})
 
     return middleware

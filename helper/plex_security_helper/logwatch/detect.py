@@ -18,8 +18,10 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..audit.versions import Version, affected_advisories, fix_advice
 from ..model import BAN_KINDS, LOCAL_CLASSES, Alert, AlertKind, FailedAuth, HttpEvent, NetClass, Verdict
 from ..thresholds import DetectConfig
+from .exploits import ExploitRule, match_exploit
 
 _AUTH_FAILURES = frozenset({401, 403})
 # The rules look at this much of a path: attack markers sit at its start (the endpoint) or in
@@ -71,9 +73,35 @@ def is_failed_auth(event: HttpEvent) -> bool:
     )
 
 
-@functools.lru_cache(maxsize=65_536)
+# Paths up to this long are cached (they repeat: the same endpoints all day); a cache of
+# CACHED_PATHS entries of at most this size stays a few megabytes whatever a spray of paths does.
+CACHEABLE_PATH = 256
+CACHED_PATHS = 16_384
+
+
 def is_probe(path: str) -> bool:
-    """A path that only an attacker or a vulnerability scanner requests (cached: paths repeat)."""
+    """A path that only an attacker or a vulnerability scanner requests."""
+    return _probe_cached(path) if len(path) <= CACHEABLE_PATH else _probe(path)
+
+
+def classify(method: str, path: str) -> tuple[bool, ExploitRule | None]:
+    """Whether *path* is a probe, and the exploit shape it has (both bounded, short ones cached)."""
+    if len(path) <= CACHEABLE_PATH:
+        return _classify_cached(method, path)
+    return _probe(path), match_exploit(method, path)
+
+
+@functools.lru_cache(maxsize=CACHED_PATHS)
+def _probe_cached(path: str) -> bool:
+    return _probe(path)
+
+
+@functools.lru_cache(maxsize=CACHED_PATHS)
+def _classify_cached(method: str, path: str) -> tuple[bool, ExploitRule | None]:
+    return _probe_cached(path), match_exploit(method, path)
+
+
+def _probe(path: str) -> bool:
     head = path[:RULE_SPAN]
     if PROBE_PATTERNS.search(head) is not None:
         return True
@@ -223,10 +251,13 @@ class Detector:
         self._sources: dict[str, _Source] = {}
         self._networks: dict[str, _Network] = {}
         self._user_networks: dict[str, set[str]] = {}
+        # Networks (spread keys) where a real user signed in: never banned as a whole.
+        self._user_spread: set[str] = set()
         # Private addresses Plex calls WAN (a Docker bridge, a reverse proxy): users seen on each.
         self._private_wan: dict[str, set[str]] = {}
-        flood_cap = config.flood_per_minute * config.trusted_factor + 1
-        self._flood_cap = flood_cap
+        self._flood_cap = config.flood_per_minute * config.trusted_factor + 1
+        # The running Plex build (from the audit), to tell an exploit attempt on an affected build.
+        self.plex_version: Version | None = None
 
     @property
     def tracked_sources(self) -> int:
@@ -258,6 +289,7 @@ class Detector:
         """
         for user, net in networks:
             self._user_networks.setdefault(user, set()).add(net)
+            self._user_spread.add(spread_key(net.split("/", 1)[0]))
         ordered = sorted(failures, key=lambda f: f[1])
         newest = ordered[-1][1] if ordered else 0.0
         for ip, when in ordered:
@@ -267,6 +299,10 @@ class Detector:
             if when >= newest - self._window:
                 src.failures.append(when)
         for kind, ip, when, user in alerts:
+            if kind == AlertKind.NETWORK_SPREAD:
+                network = self._networks.setdefault(spread_key(ip), _Network())
+                network.quiet_until = max(network.quiet_until, when + self._window)
+                continue
             src = self._source(source_key(ip))
             key = f"{kind}:{user}"
             src.quiet_until[key] = max(src.quiet_until.get(key, 0.0), when + self._quiet(kind))
@@ -306,13 +342,28 @@ class Detector:
         if is_failed_auth(event) and BENIGN_FAILURE_PATHS.match(path) is None:
             self._failure(src, event, out)
 
-    def exploit(self, event: HttpEvent, out: Verdicts, extra: dict[str, object]) -> None:
-        """An exploit's request shape (a virtual patch matched): one hit bans its source."""
+    def exploit(self, event: HttpEvent, rule: ExploitRule, out: Verdicts) -> None:
+        """An exploit's request shape (a virtual patch matched): one hit bans its source.
+
+        Critical when the running build is affected by the rule's advisories (the fix is named).
+        """
         if event.net_class in LOCAL_CLASSES or (event.via is not None and event.via == event.ip):
-            return
+            return  # the owner's network, or a loopback pivot: no address of an attacker to judge
+        affected = affected_advisories(rule.advisories, self.plex_version) if self.plex_version else []
+        extra: dict[str, object] = {
+            "rule": rule.id,
+            "title": rule.title,
+            "advisories": list(rule.advisories),
+            "reference": rule.reference,
+            "affected": [v.id for v in affected],
+            "severity": "critical" if affected else "high",
+        }
+        if affected:
+            extra["fix"] = fix_advice(affected)
+        kind = AlertKind.EXPLOIT if rule.verdict is Verdict.BAN else AlertKind.SENSITIVE_REQUEST
         src = self._source(source_key(event.ip))
         self._remember(src, event.path)
-        self._alert(out, src, AlertKind.EXPLOIT, event, count=1, extra=extra)
+        self._alert(out, src, kind, event, count=1, extra=extra)
 
     def log_injection(self, event: HttpEvent, out: Verdicts, forged: int) -> None:
         """The writer of a /log message that held forged access lines: the writer, nobody else."""
@@ -398,8 +449,8 @@ class Detector:
         live = sum(1 for t in net.members.values() if t >= horizon)
         if live < self._cfg.spread_sources or len(net.failures) < self._cfg.spread_failures:
             return
-        if now < net.quiet_until:
-            return
+        if now < net.quiet_until or key in self._user_spread:
+            return  # reported already, or a real user signed in from this network: its members only
         net.quiet_until = now + self._window
         out.alerts.append(
             make_alert(
@@ -461,6 +512,7 @@ class Detector:
             return
         first = not known
         known.add(net)
+        self._user_spread.add(spread_key(event.ip))
         out.learned.append((event.user, net, event.time))
         if first:
             return  # the first address a user is seen from is learnt, not reported

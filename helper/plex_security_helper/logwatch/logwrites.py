@@ -31,7 +31,7 @@ from .plexlog import LogRecord
 
 # Lines a single write may hold before the window is given up (and its held lines released).
 HOLD_LIMIT = 20_000
-LINGER = 200
+LINGER = 2000
 _BREAK = re.compile(r"\r\n|\r|\n")
 
 
@@ -138,7 +138,9 @@ class LogWriteGuard:
         """End of input (``scan``): open writes end unconfirmed, held lines are released."""
         for window in self.windows:
             if window.opaque:
-                self._episode_refused = False
+                self._episode_writers.add(window.writer.ip)
+                if window.status not in (401, 403):
+                    self._episode_refused = False
             elif window.forged and not window.tainted:
                 self.injections.append(Injection(window.writer, window.forged))
         self.windows.clear()

@@ -15,7 +15,7 @@ from datetime import tzinfo
 
 from ..model import AddressTally, HttpEvent, NetClass
 from ..thresholds import DetectConfig
-from .detect import Detector, Verdicts, is_probe
+from .detect import Detector, Verdicts, classify
 from .join import RequestJoiner
 from .logwrites import LogWriteGuard, Passed, is_log_write
 from .plexlog import LogParser, LogRecord, looks_like_access
@@ -158,9 +158,12 @@ class Pipeline:
         batch = self._batch
         tally = self._tally(batch, event.ip, event.time)
         tally.requests += 1
-        if is_probe(event.path):
+        probe, exploit = classify(event.method, event.path)
+        if probe:
             tally.probes += 1
         if unverified or late:
             batch.unverified += 1
             return
+        if exploit is not None:
+            self.detector.exploit(event, exploit, batch.verdicts)
         self.detector.feed(event, batch.verdicts)

@@ -57,7 +57,7 @@ _LINE = re.compile(
 # A second "(N live)" after the first: the path or a header value holds one. Which marker is
 # Plex's cannot be told, so no flag, user or forwarded address is read from such a line.
 _MARK = re.compile(r" \(\d{1,9} live\)")
-_LAST_MARK = re.compile(r"(.+) \(\d{1,9} live\)(?: #([0-9a-fA-F]{1,16}))?", re.ASCII)
+_LAST_MARK = re.compile(r"(.+) \(\d{1,9} live\)")
 _STAMP = re.compile(r"[A-Z][a-z]{2} \d{2}, \d{4} \d{2}:\d{2}:\d{2}", re.ASCII)
 # Header dumps: `` / Name => value`` in alphabetical order, values may hold " / ".
 _FORWARDED = re.compile(r" / X-Forwarded-For => (?P<value>.*?)(?= / [A-Za-z0-9-]{1,64} => |\s*$)", re.IGNORECASE)
@@ -111,7 +111,7 @@ def forwarded_client(tail: str, is_proxy: Callable[[str], bool]) -> str | None:
     for found in _FORWARDED.finditer(tail):
         entries += found.group("value").split(",")
     for entry in reversed(entries):
-        ip = canonical_ip(entry.strip('[]"'))
+        ip = canonical_ip(entry.strip().strip('[]"'))
         if ip is None:
             return None
         if not is_proxy(ip):
@@ -173,7 +173,8 @@ class LogParser:
             if " live)" in rest and _MARK.search(rest):
                 last = _LAST_MARK.match(line, m.start(7))
                 assert last is not None  # the first marker is there at least
-                r_path, r_rid = last.group(1), last.group(2)
+                # The request id too may be the attacker's: join by address and port instead.
+                r_path, r_rid = last.group(1), None
                 signed = user = None
             elif self._is_proxy is not None and self._is_proxy(ip):
                 # No usable forwarded address: the proxy itself (judged by nobody downstream).
