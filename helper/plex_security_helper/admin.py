@@ -36,6 +36,7 @@ class AdminError(Exception):
 
 
 NOT_RUNNING = 3
+UNBANNED_KEY = "unbanned"  # the DELETE answer's key (api/bans.py), not the alert kind of that name
 
 
 def parse_duration(text: str) -> int:
@@ -229,6 +230,11 @@ def ban_body(ip: str, duration: int | None, reason: str | None) -> dict[str, Any
     if reason:
         body["reason"] = reason
     return body
+
+
+def unbanned_text(doc: dict[str, Any]) -> str:
+    """``DELETE /bans/{ip}`` answers ``{UNBANNED_KEY: ban}``: one line for the admin."""
+    return f"unbanned {doc[UNBANNED_KEY]['ip']}"
 
 
 def unban_path(ip: str) -> str:

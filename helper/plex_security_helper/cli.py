@@ -289,7 +289,7 @@ def _cmd_admin(args: argparse.Namespace) -> int:
             text = f"banned {doc['ip']} for {admin.span(doc['remaining_s'])} (offence {doc['offences']})"
         else:
             doc = api.call("DELETE", admin.unban_path(args.ip))
-            text = f"unbanned {doc['unbanned']['ip']}"
+            text = admin.unbanned_text(doc)
     except admin.AdminError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.code
