@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
 import signal
 import socket
 import ssl
@@ -55,6 +57,8 @@ class HelperProcess:
     extra_config: str = ""
     fixed_id: str | None = None
     tls: bool = False
+    nofile: int | None = None  # the child's descriptor limit (soft and hard), as a unit would set it
+    umask: int | None = None  # the child's umask (a manual `serve` or a container has 022)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -105,10 +109,19 @@ class HelperProcess:
         self.write_config()
         self.log_path.touch()
         stderr = (self.root / "helper.stderr").open("ab")
+        nofile, umask = self.nofile, self.umask
+
+        def limit() -> None:
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+            if umask is not None:
+                os.umask(umask)
+
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "plex_security_helper.cli", "serve", "--config", str(self.config_path)],
             stdout=stderr,
             stderr=stderr,
+            preexec_fn=limit if (nofile, umask) != (None, None) else None,  # noqa: PLW1509 - no locks taken
         )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

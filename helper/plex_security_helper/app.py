@@ -18,7 +18,19 @@ from .api.errors import error_middleware
 from .api.ips import routes as ip_routes
 from .api.metrics import METRICS_KEY
 from .api.metrics import routes as metrics_routes
-from .api.routes import AUDITOR_KEY, DEVICES_KEY, GEO_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
+from .api.routes import (
+    AUDITOR_KEY,
+    DEVICES_KEY,
+    GEO_KEY,
+    HELPER_ID_KEY,
+    LONG_POLLS_KEY,
+    MAX_WAIT_KEY,
+    MONITOR_KEY,
+    STARTED_KEY,
+    LongPolls,
+    routes,
+)
+from .api.server import busy_middleware
 from .api.sessions import SESSIONS_KEY
 from .api.sessions import routes as session_routes
 from .api.webhook import MAX_BYTES_KEY
@@ -74,6 +86,7 @@ def create_app(config: Config) -> web.Application:
     fleet = Fleet(config.crowdsec, monitor, metrics, config.helper_id)
     app = web.Application(
         middlewares=[
+            busy_middleware,
             error_middleware,
             metrics.middleware(),
             token_middleware(
@@ -98,6 +111,7 @@ def create_app(config: Config) -> web.Application:
     app[HELPER_ID_KEY] = config.helper_id
     app[MAX_WAIT_KEY] = config.api.max_wait
     app[STARTED_KEY] = time.time()
+    app[LONG_POLLS_KEY] = LongPolls()
     places = geo.Geo(config.geo.mmdb, config.geo.cache_size)
     app[GEO_KEY] = places
     app.add_routes(routes)

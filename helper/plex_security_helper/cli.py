@@ -1,4 +1,7 @@
-"""Command line: ``plex-security-helper init | serve | scan | audit | fail2ban-config | demo-plex | demo-traffic``."""
+"""Command line: ``plex-security-helper init | serve | status | bans | ban | unban | scan | audit | fail2ban-config``.
+
+(and ``demo-plex`` / ``demo-traffic`` for the demo and tests).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 # a second, and importing the web server, the audits and the demo first would double that.
 
 DEFAULT_CONFIG = Path("/etc/plex-security/helper.toml")
+SERVICE_USER = "plex-security"  # the systemd unit's User=
 FAIL2BAN_FILES = ("filter.d/plex-security.conf", "jail.d/plex-security.conf")
 
 
@@ -76,6 +80,29 @@ def _cmd_init(args: argparse.Namespace) -> int:
         path.write_text(text, encoding="utf-8")
         print(f"TLS certificate {cert}; SHA-256 fingerprint (Home Assistant asks you to confirm it):")
         print(f"  {fingerprint(cert)}")
+        owned = [path, cert, key]
+    else:
+        owned = [path]
+    return _give_to_service_user(owned, args.user)
+
+
+def _give_to_service_user(paths: list[Path], user: str) -> int:
+    """Run as root, hand the new files to the service user: the unit runs as it and must read them.
+
+    They stay 0600: the service user and root read them, nobody else (the token is in there).
+    """
+    import pwd  # noqa: PLC0415
+
+    if os.geteuid() != 0 or not user:
+        return 0
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        print(f"warning: no user {user!r} yet: create it, then: chown {user}: {' '.join(map(str, paths))}")
+        return 0
+    for target in paths:
+        os.chown(target, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+    print(f"{', '.join(p.name for p in paths)}: owned by {user} (the service user), mode 0600")
     return 0
 
 
@@ -112,8 +139,7 @@ def _read_config(path: Path) -> Config | None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import logging  # noqa: PLC0415
 
-    from aiohttp import web  # noqa: PLC0415
-
+    from .api.server import serve  # noqa: PLC0415
     from .app import create_app  # noqa: PLC0415
     from .plex.geo import GeoDataError  # noqa: PLC0415
     from .tlscert import TlsError, server_context  # noqa: PLC0415
@@ -139,16 +165,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except GeoDataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    web.run_app(
+    serve(
         app,
-        host=config.api.host,
-        port=config.api.port,
-        print=lambda msg: logging.getLogger(__name__).info(
+        config.api.host,
+        config.api.port,
+        ssl_context=context,
+        on_listening=lambda: logging.getLogger(__name__).info(
             "plex-security-helper %s listening on %s:%s", __version__, config.api.host, config.api.port
         ),
-        handle_signals=True,
-        shutdown_timeout=5.0,
-        ssl_context=context,
     )
     return 0
 
@@ -218,18 +242,72 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         json.dump(report.as_json(), sys.stdout, separators=(",", ":"))
         sys.stdout.write("\n")
         return 0
-    doc = report.as_json()
+    print_audit(report.as_json(), {f.key: len(f.fix) for f in report.findings}, args.fix_script)
+    if args.fix_script is not None:
+        print(f"remediation script: {args.fix_script} (review it; nothing was changed)")
+    return 0
+
+
+def print_audit(doc: dict[str, Any], commands: dict[str, int], script: Path | None) -> None:
+    """The audit for a terminal: score, each finding with its evidence and its fix, what was not checked."""
     counts = ", ".join(f"{n} {sev}" for sev, n in doc["counts"].items() if n)
-    print(f"security score {doc['score']}/100 ({counts or 'no open findings'})")
+    if doc["score"] is None:
+        print(f"security score: none, Plex could not be checked ({counts or 'no open findings'})")
+    else:
+        print(f"security score {doc['score']}/100 ({counts or 'no open findings'})")
     for finding in doc["findings"]:
         mark = f" [accepted: {finding['accepted_reason']}]" if finding["accepted"] else ""
         print(f"{finding['severity']:8} {finding['key']}: {finding['title']}{mark}")
         print(f"         {finding['evidence']}")
+        fix = finding["remediation"]
+        if commands.get(finding["key"]):
+            fix += " (a command for it is in " + (f"{script})" if script else "the --fix-script)")
+        print(f"         fix: {fix}")
     for area, why in doc["not_checked"].items():
         print(f"not checked: {area}: {why}")
-    if args.fix_script is not None:
-        print(f"remediation script: {args.fix_script} (review it; nothing was changed)")
+
+
+def _cmd_admin(args: argparse.Namespace) -> int:
+    """The admin commands (status, bans, ban, unban): the running helper's API, with the config's token."""
+    from . import admin  # noqa: PLC0415
+
+    config = _read_config(args.config)
+    if config is None:
+        if os.geteuid() != 0 and args.config.exists():
+            print("hint: the configuration is readable by root and the service user only: use sudo", file=sys.stderr)
+        return 2
+    api = admin.LocalApi(config)
+    try:
+        if args.command == "status":
+            doc = api.call("GET", "/api/v1/status")
+            text = admin.format_status(doc)
+        elif args.command == "bans":
+            doc = api.call("GET", "/api/v1/bans")
+            text = admin.format_bans(doc)
+        elif args.command == "ban":
+            doc = api.call("POST", "/api/v1/bans", admin.ban_body(args.ip, args.duration, args.reason))
+            text = f"banned {doc['ip']} for {admin.span(doc['remaining_s'])} (offence {doc['offences']})"
+        else:
+            doc = api.call("DELETE", admin.unban_path(args.ip))
+            text = admin.unbanned_text(doc)
+    except admin.AdminError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.code
+    if args.json:
+        json.dump(doc, sys.stdout, separators=(",", ":"))
+        sys.stdout.write("\n")
+    else:
+        print(text)
     return 0
+
+
+def _duration(text: str) -> int:
+    from .admin import parse_duration  # noqa: PLC0415
+
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _cmd_demo_plex(args: argparse.Namespace) -> int:
@@ -344,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--database", help="SQLite file (default: next to the config, or /var/lib/plex-security)")
     init.add_argument("--tls", action="store_true", help="serve HTTPS with a new self-signed certificate")
     init.add_argument("--docker-socket", default="/var/run/docker.sock", help="to find a Plex container's folder")
+    init.add_argument(
+        "--user", default=SERVICE_USER, help="run as root: give the files to this service user (default: %(default)s)"
+    )
     init.set_defaults(func=_cmd_init)
 
     serve = sub.add_parser("serve", help="follow the log and serve the API")
@@ -368,6 +449,24 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="print exactly one JSON object")
     audit.add_argument("--fix-script", type=Path, metavar="FILE", help="write a remediation script (never run)")
     audit.set_defaults(func=_cmd_audit)
+
+    for name, text in (
+        ("status", "show what the running helper sees (log, firewall, bans, alerts, audit)"),
+        ("bans", "list the active bans"),
+        ("ban", "ban an address or network now"),
+        ("unban", "lift a ban"),
+    ):
+        cmd = sub.add_parser(
+            name, help=text, description=f"{text}; talks to the running helper with the config's token"
+        )
+        cmd.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+        cmd.add_argument("--json", action="store_true", help="print the API's JSON answer")
+        if name in ("ban", "unban"):
+            cmd.add_argument("ip", metavar="IP", help="address or network (CIDR)")
+        if name == "ban":
+            cmd.add_argument("--duration", type=_duration, help="seconds, or 90m, 12h, 7d, 2w (default: the policy's)")
+            cmd.add_argument("--reason", help="shown with the ban")
+        cmd.set_defaults(func=_cmd_admin)
 
     plex = sub.add_parser("demo-plex", help="serve a small Plex emulator (for the demo and tests)")
     plex.add_argument("--host", default="127.0.0.1")

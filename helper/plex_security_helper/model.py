@@ -107,6 +107,7 @@ class Origin(StrEnum):
     DETECTOR = "detector"
     MANUAL = "manual"
     HOME_ASSISTANT = "home_assistant"
+    RECOVERED = "recovered"  # found in the kernel's ban set when a damaged database was rebuilt
     # Decisions streamed from CrowdSec's Local API: the fleet's (other machines, cscli) and the
     # community blocklist's (LAPI origins "CAPI" and "lists"). Enforced in their own sets.
     FLEET = "crowdsec"

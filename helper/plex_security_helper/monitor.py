@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .audit.findings import AuditReport
 from .audit.versions import parse_version
@@ -26,6 +26,7 @@ from .plex.geo import annotate
 from .store import Store, open_store
 
 _LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")  # run_in_worker's result (no PEP 695: the helper runs on Python 3.11)
 DAY = 86_400.0
 PURGE_INTERVAL = 3600.0
 RECONCILE_INTERVAL = 30.0
@@ -114,7 +115,7 @@ class Monitor:
         # One assignment of an immutable tuple: the worker thread reads the old or the new one.
         self.pipeline.detector.plex_version = parse_version(str(version)) if version else None
 
-    async def run_in_worker[T](self, func: Callable[..., T], *args: Any) -> T:
+    async def run_in_worker(self, func: Callable[..., T], *args: Any) -> T:
         """Run *func* on the worker thread that owns the database."""
         loop = asyncio.get_running_loop()
         result: T = await loop.run_in_executor(self._executor, func, *args)
@@ -122,7 +123,9 @@ class Monitor:
 
     async def start(self) -> None:
         """Open the database, restore the follower position and start following."""
-        store, self.database_notice = await self.run_in_worker(open_store, self._config.database, time.time())
+        store, self.database_notice = await self.run_in_worker(
+            open_store, self._config.database, time.time(), self.enforcer.kernel_bans
+        )
         self._store = store
         if self.database_notice:
             _LOGGER.error("%s", self.database_notice)
@@ -380,6 +383,7 @@ class Monitor:
             "tracked_sources": self.tracked_sources,
             "oversized_lines": follower.oversized_lines if follower else 0,
             "rotations": follower.rotations if follower else 0,
+            "refused": follower.refused if follower else None,
             "last_line_time": self.last_line_time,
             "debug_logging_seen": self.access_lines > 0,
             # Not recording while a batch waits for the database (full disk, broken file).

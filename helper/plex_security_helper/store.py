@@ -9,6 +9,7 @@ Not thread-safe by design: one worker thread owns the connection (see ``worker.p
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .logwatch.tail import Position
-from .model import BAN_KINDS, AddressTally, Alert, AlertKind, Ban, FailedAuth, Verdict
+from .model import BAN_KINDS, AddressTally, Alert, AlertKind, Ban, FailedAuth, Origin, Verdict
 
 __all__ = ["AddressTally", "Alert", "Ban", "FailedAuth", "OutboxItem", "Store", "open_store"]
 
@@ -92,21 +93,116 @@ def _ban(row: tuple[Any, ...]) -> Ban:
     )
 
 
-def open_store(path: Path, now: float) -> tuple[Store, str | None]:
-    """Open the database; a corrupt file is moved aside and a new one started, never a crash loop.
+STATE_MODE = 0o600  # client addresses, user names and bans: for the helper's eyes only
+SALVAGE_ROWS = 200_000  # rows tried one by one in a damaged table
+KERNEL_BAN_DAYS = 3650  # a kernel element without a timeout is kept that long
+KernelBans = Callable[[], Mapping[str, int | None]]
 
+
+def private_file(path: Path) -> None:
+    """Create *path* (if missing) mode 0600 and make sure it is 0600, whatever the umask."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, STATE_MODE)
+    try:
+        os.fchmod(fd, STATE_MODE)
+    finally:
+        os.close(fd)
+
+
+def open_store(path: Path, now: float, kernel_bans: KernelBans | None = None) -> tuple[Store, str | None]:
+    """Open the database; a damaged one is moved aside and rebuilt, never a crash loop.
+
+    The file is checked at every start (``PRAGMA quick_check``): power lost on an SD card leaves
+    a header that opens and pages that raise "malformed" at the first query. A rebuilt database
+    gets back the bans and allow-list entries still readable in the old file and, with
+    *kernel_bans* (the firewall's ban set while enforcing), the bans the kernel still holds.
     Returns the store and, when a file had to be moved, a message for ``/status``.
     """
     try:
-        return Store(path), None
+        store = Store(path)
     except sqlite3.DatabaseError as err:
-        aside = path.with_name(f"{path.name}.corrupt-{int(now)}")
-        for suffix in ("", "-wal", "-shm"):
-            part = path.with_name(path.name + suffix)
-            if part.exists():
-                part.rename(aside.with_name(aside.name + suffix))
-        message = f"the database was unreadable ({err}); it was moved to {aside.name} and a new one started"
-        return Store(path), message
+        problem = str(err)
+    else:
+        damage = store.damage()
+        if damage is None:
+            return store, None
+        store.close()
+        problem = damage
+    aside = path.with_name(f"{path.name}.corrupt-{int(now)}")
+    for suffix in ("", "-wal", "-shm"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            part.rename(aside.with_name(aside.name + suffix))
+    bans, allows = salvage(aside)
+    kernel: Mapping[str, int | None] = {}
+    if kernel_bans is not None:
+        try:
+            kernel = kernel_bans()
+        except Exception as err:  # noqa: BLE001 - a failing backend must not stop the rebuild
+            problem += f"; the firewall's ban set was unreadable ({err})"
+    store = Store(path)
+    known = {ban.target for ban in bans}
+    for target, left in kernel.items():
+        if target not in known:
+            expires = now + (left if left is not None else KERNEL_BAN_DAYS * 86400)
+            bans.append(Ban(target, now, expires, "kept by the firewall", Origin.RECOVERED.value, 1, True))
+    store.put_bans(bans)
+    for target, reason, created in allows:
+        store.put_allow(target, reason, created)
+    message = (
+        f"the database was damaged ({problem}); it was moved to {aside.name} and rebuilt"
+        f" with {len(bans)} bans and {len(allows)} allow-list entries recovered"
+    )
+    return store, message
+
+
+def salvage(path: Path) -> tuple[list[Ban], list[tuple[str, str, float]]]:
+    """The bans and allow-list entries still readable in a damaged database file."""
+    bans: dict[str, Ban] = {}
+    allows: dict[str, tuple[str, str, float]] = {}
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return [], []
+    try:
+        # A file from before enforce_at existed has the other columns: its bans are the host's.
+        rows = _readable_rows(db, "bans", _BAN_COLUMNS) or [
+            (*row, "host") for row in _readable_rows(db, "bans", _BAN_COLUMNS.removesuffix(", enforce_at"))
+        ]
+        for row in rows:
+            numbers = (row[1], row[2], row[5])
+            if (
+                isinstance(row[0], str)
+                and row[8] in ("host", "proxy")
+                and all(isinstance(n, (int, float)) for n in numbers)
+            ):
+                bans[row[0]] = _ban(row)
+        for row in _readable_rows(db, "allows", "target, reason, created"):
+            if isinstance(row[0], str) and isinstance(row[1], str) and isinstance(row[2], (int, float)):
+                allows[row[0]] = (row[0], row[1], float(row[2]))
+    finally:
+        db.close()
+    return list(bans.values()), list(allows.values())
+
+
+def _readable_rows(db: sqlite3.Connection, table: str, columns: str) -> list[tuple[Any, ...]]:
+    """Every row of *table* that can be read: in one scan, or row by row past damaged pages."""
+    try:
+        return list(db.execute(f"SELECT {columns} FROM {table}"))  # noqa: S608 - our own names
+    except sqlite3.DatabaseError:
+        pass
+    rows: list[tuple[Any, ...]] = []
+    try:
+        top = db.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]  # noqa: S608
+    except sqlite3.DatabaseError:
+        top = SALVAGE_ROWS
+    for rowid in range(1, min(int(top or 0), SALVAGE_ROWS) + 1):
+        try:
+            row = db.execute(f"SELECT {columns} FROM {table} WHERE rowid = ?", (rowid,)).fetchone()  # noqa: S608
+        except sqlite3.DatabaseError:
+            continue
+        if row is not None:
+            rows.append(row)
+    return rows
 
 
 def _alerts(rows: Iterable[Any]) -> list[Alert]:
@@ -143,6 +239,12 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite gives the -wal and -shm files the database's own mode: 0600 for all three.
+        private_file(path)
+        for suffix in ("-wal", "-shm"):
+            part = path.with_name(path.name + suffix)
+            if part.exists():
+                private_file(part)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -153,6 +255,14 @@ class Store:
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         # A database from before the cursor existed has had its alerts judged already.
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('ban_cursor', ?)", (str(self.last_seq()),))
+
+    def damage(self) -> str | None:
+        """What ``PRAGMA quick_check`` found wrong with the file (None: nothing)."""
+        try:
+            rows = [str(r[0]) for r in self._db.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as err:
+            return str(err)
+        return None if rows == ["ok"] else "; ".join(rows)[:300]
 
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed by SQLite)."""

@@ -7,6 +7,7 @@ the config flow), so no certificate authority is involved and a swapped certific
 from __future__ import annotations
 
 import hashlib
+import os
 import ssl
 import subprocess
 from pathlib import Path
@@ -39,6 +40,10 @@ def make_self_signed(cert: Path, key: Path, names: list[str]) -> None:
         "-addext",
         f"subjectAltName={san}",
     ]
+    # The key is born 0600 (openssl truncates and keeps the mode), never readable for a moment.
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)
+    os.close(fd)
     try:
         subprocess.run(argv, check=True, capture_output=True, timeout=60)  # noqa: S603 - fixed argument list
     except FileNotFoundError:

@@ -68,6 +68,36 @@ ensure_tool_venv() {
     echo "$spec" >"$dir/.spec"
 }
 
+# A Debian 12 root filesystem from Debian's own packages, for the install test
+# (tests/system/test_install.py). Built once with debootstrap and kept under
+# /var/cache/plex-security-tests/ (a stamp names what it was built from); tests copy it.
+ROOTFS_CACHE="${ROOTFS_CACHE:-/var/cache/plex-security-tests}"
+ROOTFS_SUITE=bookworm
+ROOTFS_PACKAGES="python3,python3-venv,python3-pip,systemd,nftables,util-linux,passwd,ca-certificates,openssl"
+ensure_rootfs() {
+    local dir="$ROOTFS_CACHE/debian12" spec="debootstrap $ROOTFS_SUITE minbase $ROOTFS_PACKAGES" tmp
+    if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$spec" ]; then
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ] || ! command -v debootstrap >/dev/null; then
+        echo "note: cannot build the Debian 12 root filesystem (needs root and debootstrap)" >&2
+        return 0
+    fi
+    echo "==> building a Debian 12 root filesystem with debootstrap (once; cached in $dir)"
+    mkdir -p "$ROOTFS_CACHE"
+    tmp="$ROOTFS_CACHE/debian12.new"
+    rm -rf "$tmp"
+    debootstrap --variant=minbase --include="$ROOTFS_PACKAGES" "$ROOTFS_SUITE" "$tmp" http://deb.debian.org/debian \
+        >"$ROOTFS_CACHE/debootstrap.log" 2>&1 || {
+        echo "error: debootstrap failed; see $ROOTFS_CACHE/debootstrap.log" >&2
+        return 1
+    }
+    rm -rf "$tmp/var/cache/apt/archives/"*.deb
+    echo "$spec" >"$tmp/.stamp"
+    rm -rf "$dir"
+    mv "$tmp" "$dir"
+}
+
 # CrowdSec for the fleet tests (tests/system/test_crowdsec.py), which run their own LAPI under
 # their temp dir. The package's postinst registers with the Central API unless that
 # credentials file already has content (README.Debian); there is no network for it here, so

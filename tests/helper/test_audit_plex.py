@@ -4,6 +4,7 @@ exact boundaries of the shipped table, and the remediation script."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -138,7 +139,18 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
     assert [p.id for p in read_preferences(tmp_path / "nope.xml")[1]] == ["plex.preferences_missing"]
     folder = tmp_path / "Preferences.xml"
     folder.mkdir()
-    assert [p.id for p in read_preferences(folder)[1]] == ["plex.preferences_unreadable"]
+    assert [p.id for p in read_preferences(folder)[1]] == ["plex.preferences_refused"]
+    # A FIFO would hang the audit and a symlink would have it read any file: neither is opened.
+    fifo = tmp_path / "fifo" / "Preferences.xml"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    link = tmp_path / "link" / "Preferences.xml"
+    link.parent.mkdir()
+    link.symlink_to("/etc/passwd")
+    for path in (fifo, link):
+        prefs, problems = read_preferences(path)
+        assert prefs is None and [p.id for p in problems] == ["plex.preferences_refused"]
+        assert "root:" not in problems[0].evidence
 
 
 def test_file_modes_of_preferences_and_logs(tmp_path: Path) -> None:

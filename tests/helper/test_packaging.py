@@ -64,10 +64,10 @@ def test_install_from_the_source_folder_into_a_fresh_venv(tmp_path: Path) -> Non
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_systemd_unit_verifies(tmp_path: Path) -> None:
-    # The unit names /usr/local/bin/plex-security-helper; point it at this installation.
+    # The unit names the README's venv, /opt/plex-security; point it at this installation.
     installed = shutil.which("plex-security-helper") or str(Path(sys.executable).parent / "plex-security-helper")
     unit = tmp_path / UNIT.name
-    unit.write_text(UNIT.read_text().replace("/usr/local/bin/plex-security-helper", installed))
+    unit.write_text(UNIT.read_text().replace("/opt/plex-security/bin/plex-security-helper", installed))
     done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     text = UNIT.read_text()
@@ -142,3 +142,18 @@ def test_init_finds_native_snap_and_in_container_layouts(tmp_path: Path) -> None
     assert _repository("lscr.io/linuxserver/plex:latest") == "lscr.io/linuxserver/plex"
     assert _repository("registry.local:5000/plexinc/pms-docker") == "registry.local:5000/plexinc/pms-docker"
     assert _repository("plexinc/pms-docker@sha256:abc") == "plexinc/pms-docker"
+
+
+def test_the_helper_parses_as_python_3_11() -> None:
+    # The helper runs on the host's Python (Debian 12 has 3.11); ruff's py311 target checks the rest.
+    import ast
+    import tomllib
+
+    helper = Path(__file__).resolve().parents[2] / "helper"
+    meta = tomllib.loads((helper / "pyproject.toml").read_text())
+    assert meta["project"]["requires-python"] == ">=3.11"
+    assert meta["tool"]["ruff"]["target-version"] == "py311"
+    sources = sorted((helper / "plex_security_helper").rglob("*.py"))
+    assert len(sources) > 30
+    for source in sources:
+        ast.parse(source.read_text(encoding="utf-8"), str(source), feature_version=(3, 11))

@@ -1,8 +1,13 @@
 """Bearer-token authentication: every route but ``/health`` needs the token.
 
 Guessing is throttled: an address that presents a wrong token ``MAX_FAILURES`` times within
-``WINDOW`` seconds gets 429 for ``BLOCK`` seconds, whatever it presents (logged once per
-block). An optional client allow-list refuses everyone else before any token is looked at.
+``WINDOW`` seconds gets 429 for its wrong tokens for ``BLOCK`` seconds (logged once per block).
+The right token is checked first and always passes: Home Assistant shares its address with
+whatever else runs on its host or behind its NAT, and a mistyped token in the config flow must not
+take the working integration offline. An address that presented the right token is an API client
+and is never handed to the ban. The request rate is counted apart for the right token and for
+everything else, so a flood without the token cannot spend the client's budget. An optional
+client allow-list refuses everyone else before any token is looked at.
 """
 
 from __future__ import annotations
@@ -13,21 +18,25 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from .errors import json_error
+from .server import read_body
 
 _LOGGER = logging.getLogger(__name__)
+AUTHENTICATED = "token:"  # the rate bucket of requests with the right token, apart from the address's
 PUBLIC_PATHS = frozenset({"/api/v1/health"})
 WEBHOOK_PREFIX = "/api/v1/webhook/"
 MAX_FAILURES = 10
 WINDOW = 60.0
 BLOCK = 600.0
 MAX_TRACKED = 10_000
+MAX_CLIENTS = 64
 
-type Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class BadTokenThrottle:
@@ -40,6 +49,16 @@ class BadTokenThrottle:
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._blocked: dict[str, float] = {}
         self._on_block = on_block
+        self._clients: OrderedDict[str, None] = OrderedDict()
+
+    def succeeded(self, address: str) -> None:
+        """Record that *address* presented the right token: an API client, never handed to the ban."""
+        if address in self._clients:
+            self._clients.move_to_end(address)
+            return
+        self._clients[address] = None
+        while len(self._clients) > MAX_CLIENTS:
+            self._clients.popitem(last=False)
 
     def blocked_for(self, address: str) -> int:
         """Seconds this address stays blocked (0: not blocked)."""
@@ -68,7 +87,7 @@ class BadTokenThrottle:
             _LOGGER.warning(
                 "%d wrong API tokens from %s within %.0f s: blocked for %.0f s", len(times), address, WINDOW, BLOCK
             )
-            if self._on_block is not None:
+            if self._on_block is not None and address not in self._clients:
                 self._on_block(address)
 
 
@@ -128,31 +147,43 @@ def token_middleware(
         remote = request.remote or ""
         if clients and not _allowed(remote, clients):
             return json_error(403, "client_not_allowed", "this address may not use the API")
+        # The right credential is checked first and always passes (never throttled, never blocked).
+        webhook = request.path.startswith(WEBHOOK_PREFIX)
+        if webhook:
+            # Plex cannot send a header: the secret in the URL is the credential (constant time).
+            given = request.path[len(WEBHOOK_PREFIX) :].encode("utf-8", "replace")
+            if webhook_secret and request.method == "POST" and hmac.compare_digest(given, webhook_secret.encode()):
+                if rate is not None and not rate.allow(AUTHENTICATED + remote):
+                    return json_error(
+                        429, "rate_limited", "too many requests from this address", **{"Retry-After": "1"}
+                    )
+                return await handler(request)
+        else:
+            presented = request.headers.get("Authorization", "").encode("utf-8", "replace")
+            if hmac.compare_digest(presented, expected):
+                if rate is not None and not rate.allow(AUTHENTICATED + remote):
+                    return json_error(
+                        429, "rate_limited", "too many requests from this address", **{"Retry-After": "1"}
+                    )
+                if remote:
+                    guard.succeeded(remote)
+                    if on_client is not None:
+                        on_client(remote)
+                await read_body(request)
+                return await handler(request)
         if rate is not None and not rate.allow(remote):
             return json_error(429, "rate_limited", "too many requests from this address", **{"Retry-After": "1"})
         if request.path in PUBLIC_PATHS and request.method in ("GET", "HEAD"):
             return await handler(request)
-        webhook = request.path.startswith(WEBHOOK_PREFIX)
         wait = guard.blocked_for(remote) if throttling else 0
         if wait:
             return json_error(
                 429, "too_many_failures", f"too many wrong tokens; try again in {wait} s", **{"Retry-After": str(wait)}
             )
+        if throttling:
+            guard.failed(remote)
         if webhook:
-            # Plex cannot send a header: the secret in the URL is the credential (constant time).
-            given = request.path[len(WEBHOOK_PREFIX) :].encode("utf-8", "replace")
-            if webhook_secret and request.method == "POST" and hmac.compare_digest(given, webhook_secret.encode()):
-                return await handler(request)
-            if throttling:
-                guard.failed(remote)
             return json_error(404, "not_found", "no such webhook")
-        presented = request.headers.get("Authorization", "").encode("utf-8", "replace")
-        if not hmac.compare_digest(presented, expected):
-            if throttling:
-                guard.failed(remote)
-            return json_error(401, "unauthorized", "missing or invalid bearer token", **{"WWW-Authenticate": "Bearer"})
-        if on_client is not None and remote:
-            on_client(remote)
-        return await handler(request)
+        return json_error(401, "unauthorized", "missing or invalid bearer token", **{"WWW-Authenticate": "Bearer"})
 
     return middleware

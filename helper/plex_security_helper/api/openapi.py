@@ -111,7 +111,7 @@ _AUDIT_SECTION: dict[str, Any] = {
     "properties": {
         "available": {"type": "boolean"},
         "reason": {"type": "string"},
-        "score": {"type": "integer", "minimum": 0, "maximum": 100},
+        "score": {"type": "integer", "minimum": 0, "maximum": 100, "nullable": True},
         "counts": _COUNTS,
         "last_run": {"type": "number"},
         "running": {"type": "boolean"},
@@ -175,7 +175,7 @@ _AUDIT_DOC: dict[str, Any] = {
             "properties": {
                 "started": {"type": "number"},
                 "finished": {"type": "number"},
-                "score": {"type": "integer", "minimum": 0, "maximum": 100},
+                "score": {"type": "integer", "minimum": 0, "maximum": 100, "nullable": True},
                 "counts": _COUNTS,
                 "findings": {"type": "array", "items": _FINDING},
                 "not_checked": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -345,6 +345,7 @@ _STATUS: dict[str, Any] = {
                 "debug_logging_seen": {"type": "boolean"},
                 "recording": {"type": "boolean"},
                 "database_notice": {"type": "string", "nullable": True},
+                "refused": {"type": "string", "nullable": True},
                 "error": {"type": "string", "nullable": True},
             },
         },

@@ -27,6 +27,34 @@ DEVICES_KEY = web.AppKey("plex_tv_devices", DeviceWatch)
 
 MAX_ALERTS = 500
 MAX_WAIT_KEY = web.AppKey("max_wait", int)
+# Long-polls held open at once: beyond these an /alerts call answers at once (as wait=0 would),
+# so token holders cannot pin connections and tasks without bound.
+WAITERS_PER_ADDRESS = 8
+WAITERS_TOTAL = 128
+
+
+class LongPolls:
+    """How many long-polls each address holds open."""
+
+    def __init__(self) -> None:
+        self.by_address: dict[str, int] = {}
+
+    def take(self, address: str) -> bool:
+        """One more long-poll for *address*, or False when a cap is reached."""
+        held = self.by_address.get(address, 0)
+        if held >= WAITERS_PER_ADDRESS or sum(self.by_address.values()) >= WAITERS_TOTAL:
+            return False
+        self.by_address[address] = held + 1
+        return True
+
+    def give(self, address: str) -> None:
+        """A long-poll ended."""
+        held = self.by_address.pop(address, 0) - 1
+        if held > 0:
+            self.by_address[address] = held
+
+
+LONG_POLLS_KEY = web.AppKey("long_polls", LongPolls)
 routes = web.RouteTableDef()
 
 
@@ -106,7 +134,13 @@ async def alerts(request: web.Request) -> web.Response:
     except QueryError as err:
         return json_error(400, "invalid_query", str(err))
     monitor = request.app[MONITOR_KEY]
-    await monitor.wait_for_alert(after, float(wait))
+    polls = request.app[LONG_POLLS_KEY]
+    address = request.remote or ""
+    if wait and polls.take(address):
+        try:
+            await monitor.wait_for_alert(after, float(wait))
+        finally:
+            polls.give(address)
     found = await monitor.run_in_worker(monitor.store.alerts_after, after, limit)
     return web.json_response({"alerts": [a.as_json() for a in found], "last_seq": monitor.last_seq})
 

@@ -31,7 +31,7 @@ async def stop_session(request: web.Request) -> web.Response:
     if not SESSION_ID.match(session_id):
         return json_error(400, "invalid_session", "a session id is 1-64 letters, digits or . _ : -")
     message = DEFAULT_MESSAGE
-    if request.can_read_body:
+    if request.body_exists:  # the auth middleware has read it already (within its deadline)
         try:
             data = json.loads(await request.read())
         except (ValueError, UnicodeDecodeError):

@@ -19,6 +19,7 @@ from typing import Any
 import aiodocker
 
 from .findings import Finding, Severity
+from .fixscript import guarded_chmod
 
 TIMEOUT = 10.0
 SENSITIVE_DIRS = ("/", "/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr")
@@ -318,7 +319,6 @@ def _mount_mode_findings(name: str, info: dict[str, Any]) -> list[Finding]:
             st = source.stat()
         except OSError:
             continue
-        q = shlex.quote(str(source))
         if st.st_mode & stat.S_IWOTH and not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX):
             out.append(
                 _f(
@@ -330,7 +330,7 @@ def _mount_mode_findings(name: str, info: dict[str, Any]) -> list[Finding]:
                     f"{source} has mode {stat.S_IMODE(st.st_mode):04o}: any local user can plant files the"
                     " container reads",
                     "Remove write access for others.",
-                    fix=(f"chmod o-w {q}",),
+                    fix=guarded_chmod("o-w", source),
                 )
             )
         elif mount.get("RW") and st.st_uid == 0 and str(source) not in SENSITIVE_DIRS:

@@ -3,6 +3,9 @@
 Score: ``100 − Σ weight(severity)`` over findings that are not accepted deviations, floored at 0,
 with weights critical 40, high 20, medium 8, low 3, info 0. One critical finding caps the score at
 60, two at 20: a server that lets the internet in without a password must not look "mostly fine".
+An audit that could check neither Plex's settings nor its API has no score (``None``): a server
+that was not found is not 89/100 safe. Areas that could not be checked are listed as such, never
+scored as findings.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ class Severity(StrEnum):
 
 WEIGHTS = {Severity.CRITICAL: 40, Severity.HIGH: 20, Severity.MEDIUM: 8, Severity.LOW: 3, Severity.INFO: 0}
 SEVERITY_ORDER = list(Severity)
+# Without both of these, Plex itself was not checked: no score.
+PLEX_AREAS = ("plex_preferences", "plex_api")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +89,10 @@ class AuditReport:
             for f in self.findings
         ]
 
-    def score(self) -> int:
-        """0–100, see the module docstring."""
+    def score(self) -> int | None:
+        """0–100, or None when Plex could not be checked at all; see the module docstring."""
+        if all(area in self.not_checked for area in PLEX_AREAS):
+            return None
         return max(0, 100 - sum(WEIGHTS[f.severity] for f in self.findings if f.accepted is None))
 
     def counts(self) -> dict[str, int]:

@@ -8,13 +8,14 @@ with entities: the billion-laughs shape) is a finding, never a crash.
 from __future__ import annotations
 
 import ipaddress
-import shlex
 import stat
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..logwatch.detect import LOCAL_NETWORKS
+from ..logwatch.tail import Refused, open_in_folder
 from .findings import Finding, Severity
+from .fixscript import guarded_chmod
 
 MAX_BYTES = 1 << 20
 # Networks that are the owner's own: anything else in allowedNetworks is the internet.
@@ -22,12 +23,28 @@ _PRIVATE = LOCAL_NETWORKS
 _REF_SETTINGS = "https://support.plex.tv/articles/200890058-authentication-for-local-network-access/"
 
 
+# read_preferences' findings that say the file was not read (the audit lists it as not checked).
+UNREAD_PREFERENCES = frozenset({"plex.preferences_missing", "plex.preferences_unreadable", "plex.preferences_refused"})
+
+
 def read_preferences(path: Path) -> tuple[dict[str, str] | None, list[Finding]]:
     """The attributes of ``<Preferences/>``, or None with a finding saying why not."""
     subject = str(path)
     try:
-        with path.open("rb") as handle:
+        # Like the log: a FIFO would hang the audit, a symlink would have it read any file.
+        with open_in_folder(path) as handle:
             data = handle.read(MAX_BYTES + 1)
+    except Refused as err:
+        return None, [
+            Finding(
+                "plex.preferences_refused",
+                Severity.MEDIUM,
+                "Preferences.xml is not a regular file of the Plex folder",
+                str(err),
+                "Replace it with the regular file Plex wrote (check who planted the link or FIFO).",
+                subject=subject,
+            )
+        ]
     except FileNotFoundError:
         return None, [
             Finding(
@@ -91,7 +108,7 @@ def file_mode_findings(prefs_path: Path, logs_dir: Path) -> list[Finding]:
                 f"{prefs_path} has mode {mode:04o}; it holds the server's plex.tv token",
                 "Make it readable by the Plex user only.",
                 subject=str(prefs_path),
-                fix=(f"chmod 600 {shlex.quote(str(prefs_path))}",),
+                fix=guarded_chmod("600", prefs_path),
             )
         )
     elif mode is not None and mode & (stat.S_IRGRP | stat.S_IWGRP):
@@ -103,7 +120,7 @@ def file_mode_findings(prefs_path: Path, logs_dir: Path) -> list[Finding]:
                 f"{prefs_path} has mode {mode:04o}",
                 "Unless another service in the group needs it, make it readable by the Plex user only.",
                 subject=str(prefs_path),
-                fix=(f"chmod 600 {shlex.quote(str(prefs_path))}",),
+                fix=guarded_chmod("600", prefs_path),
             )
         )
     try:
@@ -120,7 +137,7 @@ def file_mode_findings(prefs_path: Path, logs_dir: Path) -> list[Finding]:
                 " with logTokens, tokens",
                 "Remove access for other users.",
                 subject=str(logs_dir),
-                fix=(f"chmod o-rwx {shlex.quote(str(logs_dir))}",),
+                fix=guarded_chmod("o-rwx", logs_dir),
             )
         )
     return found

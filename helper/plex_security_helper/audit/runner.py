@@ -18,7 +18,7 @@ from . import host
 from .docker import DockerUnavailable, audit_docker
 from .findings import AuditReport, Finding, Severity
 from .plexapi import Identity, Mapping, PlexClient, PlexUnavailable, exposure_findings, version_findings
-from .preferences import file_mode_findings, preferences_findings, public_facts, read_preferences
+from .preferences import UNREAD_PREFERENCES, file_mode_findings, preferences_findings, public_facts, read_preferences
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -70,7 +70,9 @@ class Auditor:
         cfg = self.config
         prefs_path = cfg.plex_dir / "Preferences.xml"
         prefs, findings = await asyncio.to_thread(read_preferences, prefs_path)
-        report.findings += findings
+        # Not finding (or not being let to read) the file means it was not checked, not that it is bad.
+        unchecked = [f for f in findings if f.id in UNREAD_PREFERENCES]
+        report.findings += [f for f in findings if f not in unchecked]
         report.findings += await asyncio.to_thread(file_mode_findings, prefs_path, cfg.plex_dir / "Logs")
         client = PlexClient(session, cfg.plex_url, cfg.plex_token or None)
         identity: Identity | None = None
@@ -95,7 +97,11 @@ class Auditor:
             report.findings += preferences_findings(prefs)
             report.facts.update(public_facts(prefs))
         else:
-            report.not_checked["plex_preferences"] = "Preferences.xml could not be read"
+            report.not_checked["plex_preferences"] = (
+                f"{unchecked[0].evidence}; {unchecked[0].remediation}"
+                if unchecked
+                else "Preferences.xml could not be read"
+            )
         if identity is not None:
             report.findings += version_findings(identity.version)
             report.facts.update(

@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeAlias
 
-type Version = tuple[int, int, int, int]
+Version: TypeAlias = tuple[int, int, int, int]
 
 _VERSION = re.compile(r"^\s*(\d{1,6})\.(\d{1,6})(?:\.(\d{1,6}))?(?:\.(\d{1,9}))?")
 

@@ -17,7 +17,7 @@ from typing import Any
 from ..config import FirewallConfig
 from ..model import Alert, AlertKind, Ban, Origin, Verdict
 from ..store import Store
-from .backend import Backend, make_backend
+from .backend import Backend, NftBackend, make_backend
 from .geoip import GeoError, load_countries
 from .hooks import BanHooks
 from .nft import PROFILES, BanElement, RateProfile, Ruleset
@@ -140,6 +140,18 @@ class Enforcer:
             self.error = None
         except (BackendError, GeoError) as err:
             self._fail(err)
+
+    def kernel_bans(self) -> dict[str, int | None]:
+        """The bans the kernel's set holds, with seconds left (empty unless enforcing with nft)."""
+        if not isinstance(self.backend, NftBackend):
+            return {}
+        found: dict[str, int | None] = {}
+        for text, left in self.backend.firewall.banned().items():
+            try:
+                found[parse_target(text).text] = left
+            except ValueError:
+                continue
+        return found
 
     def reconcile(self, store: Store, now: float) -> None:
         """Re-load a table that vanished (a reboot, or someone wiping every rule) and apply pending bans."""

@@ -7,11 +7,19 @@ restart finds the file it stopped in among the rotated ones by its inode and rea
 newer one. With backfill, a first start reads the rotated files (oldest first) and the
 live file from their beginnings. Blocking file I/O: call :meth:`LogFollower.read_lines`
 from a worker thread.
+
+Only regular files inside the log folder are opened: the helper may run as root and the
+folder is writable by the plex account, which could put a FIFO there (an ``open`` that never
+returns, the worker hung) or a symlink to ``/etc/shadow``. Files are opened relative to the
+folder, non-blocking, without following a symlink (one naming a sibling in the same folder is
+followed), and checked with ``fstat`` before the first read; what was refused is in
+:attr:`LogFollower.refused`.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -42,6 +50,53 @@ def rotated_files(path: Path) -> list[Path]:
     return [p for p in found if p.is_file()]
 
 
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a folder",
+}
+
+
+class Refused(Exception):
+    """A name in the log folder that is not a regular file of the folder."""
+
+
+def open_in_folder(path: Path) -> BinaryIO:
+    """Open *path*, a regular file directly inside its folder, without blocking or leaving the folder.
+
+    Raises :class:`Refused` (why, for ``/status``) or :class:`OSError` (missing, unreadable).
+    """
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        name = path.name
+        try:
+            fd = os.open(name, _OPEN_FLAGS, dir_fd=folder)
+        except OSError as err:
+            if not path.is_symlink():
+                raise
+            target = os.readlink(name, dir_fd=folder)
+            if "/" in target or target in ("", ".", ".."):
+                raise Refused(f"{path} is a symlink out of the log folder (to {target[:200]})") from err
+            name = target
+            try:
+                fd = os.open(name, _OPEN_FLAGS, dir_fd=folder)
+            except OSError as again:
+                if path.with_name(name).is_symlink():
+                    raise Refused(f"{path} is a chain of symlinks") from again
+                raise
+    finally:
+        os.close(folder)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise Refused(f"{path} is {kind}, not a regular file: not read")
+    return os.fdopen(fd, "rb")
+
+
 class LogFollower:
     """Reads new complete lines from a file that may rotate or be truncated."""
 
@@ -70,6 +125,7 @@ class LogFollower:
         self.oversized_lines = 0
         self.truncations = 0
         self.rotations = 0
+        self.refused: str | None = None  # the last file not opened, and why (None: none since)
 
     @property
     def following(self) -> bool:
@@ -102,10 +158,22 @@ class LogFollower:
         self._skipping = False
         handle.seek(offset)
 
-    def _open(self, path: Path, offset: int) -> bool:
+    def _safe_open(self, path: Path) -> BinaryIO | None:
+        """The open file, or None (missing, unreadable, or refused: then :attr:`refused` says why)."""
         try:
-            handle = path.open("rb")
+            handle = open_in_folder(path)
+        except Refused as err:
+            self.refused = str(err)
+            return None
         except OSError:
+            return None
+        if path == self.path:
+            self.refused = None
+        return handle
+
+    def _open(self, path: Path, offset: int) -> bool:
+        handle = self._safe_open(path)
+        if handle is None:
             return False
         self._use(handle, offset)
         return True
@@ -114,10 +182,9 @@ class LogFollower:
         """Open every file now, read the first; the last one is the live file."""
         opened: list[tuple[BinaryIO, int]] = []
         for path, offset in files:
-            try:
-                opened.append((path.open("rb"), offset))
-            except OSError:
-                continue  # removed since it was listed: nothing to read there
+            handle = self._safe_open(path)
+            if handle is not None:  # None: removed since it was listed, or refused
+                opened.append((handle, offset))
         if opened:
             handle, offset = opened.pop(0)
             self._use(handle, offset)
@@ -224,13 +291,16 @@ class LogFollower:
             cur_size = 0
         self._drain_into(out, max_bytes)
         if st is not None and st.st_ino != self._inode and self._offset + len(self._partial) >= cur_size:
-            # The name points at a new file and the old one is read out: switch over.
-            if self._partial and not self._skipping:
-                out.append(self._partial.decode("utf-8", "replace").rstrip("\r"))
-                self._offset += len(self._partial)
-            self.rotations += 1
-            self._open(self.path, 0)
-            self._drain_into(out, max_bytes)
+            # The name points at a new file and the old one is read out: switch over (unless
+            # the new one is refused: then stay, and say so).
+            handle = self._safe_open(self.path)
+            if handle is not None:
+                if self._partial and not self._skipping:
+                    out.append(self._partial.decode("utf-8", "replace").rstrip("\r"))
+                    self._offset += len(self._partial)
+                self.rotations += 1
+                self._use(handle, 0)
+                self._drain_into(out, max_bytes)
         return out
 
     def _drain_into(self, out: list[str], max_bytes: int) -> bool:

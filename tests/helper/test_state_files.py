@@ -1,0 +1,150 @@
+"""State on real disks: damaged database pages, file modes whatever the umask."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from plex_security_helper.cli import main
+from plex_security_helper.model import Ban
+from plex_security_helper.store import Store, open_store
+from tests.helperproc import HelperProcess
+from tests.plexlines import failed_login
+
+PAGE = 4096
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _damaged_database(path: Path, now: float) -> None:
+    """A real helper database whose header is fine and whose failed-login pages are garbage."""
+    store = Store(path)
+    store.put_bans(
+        [
+            Ban("203.0.113.66", now, now + 3600, "kept", "manual", 1, True),
+            Ban("198.51.100.0/24", now, now + 7200, "kept too", "detector", 2, True),
+        ]
+    )
+    store.put_allow("192.0.2.77", "the neighbour", now)
+    db = sqlite3.connect(path)
+    with db:
+        db.executemany(
+            "INSERT INTO failed_auth (ip, ts, path) VALUES (?, ?, ?)",
+            [(f"203.0.113.{i % 250}", now - i, "/library/sections" * 4) for i in range(20_000)],
+        )
+    roots = [r[0] for r in db.execute("SELECT rootpage FROM sqlite_master WHERE tbl_name = 'failed_auth'")]
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    store.close()
+    assert path.stat().st_size > 50 * PAGE and roots
+    with path.open("r+b") as handle:
+        for root in roots:
+            handle.seek((root - 1) * PAGE)
+            handle.write(bytes((i * 37 + 11) % 256 for i in range(PAGE)))
+    header = path.read_bytes()[:16]
+    assert header == b"SQLite format 3\x00"  # the header still opens: only the pages are damaged
+
+
+def test_a_database_with_damaged_pages_is_rebuilt_with_its_bans(tmp_path: Path, socket_enabled: None) -> None:
+    helper = HelperProcess(tmp_path / "helper")
+    helper.write_config()
+    _damaged_database(helper.root / "state.db", time.time())
+    # The damage is real: the start-up queries of the old helper raised on this file.
+    db = sqlite3.connect(helper.root / "state.db")
+    try:
+        assert db.execute("PRAGMA quick_check").fetchone()[0] != "ok"
+    finally:
+        db.close()
+    helper.start()
+    try:
+        notice = helper.get("/api/v1/status")["monitor"]["database_notice"]
+        assert "damaged" in notice and "moved to state.db.corrupt-" in notice
+        assert "2 bans and 1 allow-list entries recovered" in notice
+        bans = {b["ip"]: b["reason"] for b in helper.get("/api/v1/bans")["bans"]}
+        assert bans == {"203.0.113.66": "kept", "198.51.100.0/24": "kept too"}
+        assert "192.0.2.77" in str(helper.get("/api/v1/allow"))
+        helper.append(*[line for port in range(40000, 40005) for line in failed_login("203.0.113.8", port=port)])
+        helper.wait_for(lambda s: s["alerts"]["count_24h"] == 1)
+        helper.stop()
+        helper.start()  # the rebuilt file is sound: no second move, no crash loop
+        assert helper.get("/api/v1/status")["monitor"]["database_notice"] is None
+        assert len(list(helper.root.glob("state.db.corrupt-*[0-9]"))) == 1
+    finally:
+        helper.stop()
+
+
+def test_bans_the_kernel_still_holds_come_back_into_a_rebuilt_database(tmp_path: Path) -> None:
+    now = time.time()
+    path = tmp_path / "state.db"
+    path.write_bytes(b"SQLite format 3\x00" + b"\x10\x00" + b"\xff" * (PAGE * 4))
+    kernel = {"203.0.113.90": 1200, "198.51.100.66": None}
+    store, notice = open_store(path, now, lambda: kernel)
+    try:
+        assert notice is not None and "rebuilt" in notice
+        found = {b.target: (b.origin, round(b.expires - now)) for b in store.active_bans(now)}
+        assert found == {"203.0.113.90": ("recovered", 1200), "198.51.100.66": ("recovered", 3650 * 86400)}
+    finally:
+        store.close()
+
+
+def test_every_state_file_is_private_whatever_the_umask(tmp_path: Path, socket_enabled: None) -> None:
+    old = os.umask(0o022)
+    try:
+        config = tmp_path / "etc" / "helper.toml"
+        assert main(["init", "--config", str(config), "--log-path", "/x/p.log", "--tls", "--docker-socket", "/n"]) == 0
+    finally:
+        os.umask(old)
+    assert _mode(config) == 0o600
+    assert _mode(config.with_name("helper-key.pem")) == 0o600
+    helper = HelperProcess(tmp_path / "helper", umask=0o022, tls=True)
+    helper.write_config()
+    (helper.root / "state.db").touch(mode=0o644)  # left by an older version
+    helper.start()
+    try:
+        helper.call("POST", "/api/v1/bans", {"ip": "203.0.113.45", "duration": 60})
+        files = [helper.root / name for name in ("state.db", "state.db-wal", "state.db-shm")]
+        assert all(p.exists() for p in files)
+        assert {p.name: _mode(p) for p in files} == dict.fromkeys((p.name for p in files), 0o600)
+    finally:
+        helper.stop()
+
+
+def test_init_as_root_gives_the_config_to_the_service_user(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a file away")
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    config = tmp_path / "helper.toml"
+    argv = ["init", "--config", str(config), "--log-path", "/x/p.log", "--docker-socket", "/n", "--tls"]
+    assert main([*argv, "--user", "nobody"]) == 0
+    for path in (config, tmp_path / "helper-key.pem"):
+        st = path.stat()
+        assert (st.st_uid, st.st_gid, _mode(path)) == (nobody.pw_uid, nobody.pw_gid, 0o600)
+    assert "owned by nobody (the service user), mode 0600" in capsys.readouterr().out
+    other = tmp_path / "other.toml"
+    assert (
+        main(
+            [
+                "init",
+                "--config",
+                str(other),
+                "--log-path",
+                "/x/p.log",
+                "--docker-socket",
+                "/n",
+                "--user",
+                "no-such-user-x",
+            ]
+        )
+        == 0
+    )
+    assert other.stat().st_uid == 0
+    assert "no user 'no-such-user-x' yet" in capsys.readouterr().out
