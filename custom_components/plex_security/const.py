@@ -19,16 +19,28 @@ REQUEST_TIMEOUT: Final = 10
 LONG_POLL_SECONDS: Final = 30
 
 EVENT_SUSPICIOUS_ACCESS: Final = "plex_security_suspicious_access"
-EVENT_TYPES: Final = (
-    "failed_login_burst",
-    "probe",
-    "scan",
-    "flood",
-    "new_location",
-    "auth_bypass",
-    "banned",
-    "unbanned",
-)
+# The helper's alert vocabulary (its model.AlertKind) and each kind's verdict: "ban" (a hostile
+# source, banned or recorded as such in monitor mode), "watch" (worth a look) or "info" (a ban
+# made or lifted). tests/test_contract.py holds this copy to the helper's; titles live in the
+# translations (entity.event.suspicious_access...event_type.state).
+VERDICT_BAN: Final = "ban"
+VERDICT_WATCH: Final = "watch"
+VERDICT_INFO: Final = "info"
+ALERT_VERDICTS: Final[dict[str, str]] = {
+    "failed_login_burst": VERDICT_BAN,
+    "failed_login_slow": VERDICT_BAN,
+    "network_spread": VERDICT_BAN,
+    "probe": VERDICT_BAN,
+    "exploit": VERDICT_BAN,
+    "scan": VERDICT_BAN,
+    "flood": VERDICT_BAN,
+    "log_injection": VERDICT_BAN,
+    "new_location": VERDICT_WATCH,
+    "auth_bypass": VERDICT_WATCH,
+    "banned": VERDICT_INFO,
+    "unbanned": VERDICT_INFO,
+}
+EVENT_TYPES: Final = tuple(ALERT_VERDICTS)
 STORAGE_VERSION: Final = 1
 
 ATTR_IP: Final = "ip"

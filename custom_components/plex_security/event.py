@@ -8,6 +8,7 @@ from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .alerts import alert_detail, alert_verdict
 from .const import EVENT_TYPES
 from .coordinator import PlexSecurityConfigEntry, PlexSecurityCoordinator
 from .entity import PlexSecurityEntity
@@ -46,8 +47,7 @@ class PlexSecurityEvent(PlexSecurityEntity, EventEntity):
         kind = alert.get("kind")
         if kind not in EVENT_TYPES:
             return
-        detail = alert.get("detail") if isinstance(alert.get("detail"), dict) else {}
-        assert isinstance(detail, dict)
+        detail = alert_detail(alert)
         self._trigger_event(
             str(kind),
             {
@@ -57,6 +57,7 @@ class PlexSecurityEvent(PlexSecurityEntity, EventEntity):
                 "count": alert.get("count"),
                 "score": alert.get("score"),
                 "seq": alert.get("seq"),
+                "verdict": alert_verdict(alert),
                 "origin": detail.get("origin"),
                 "reason": detail.get("reason"),
             },
