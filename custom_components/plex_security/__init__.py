@@ -63,6 +63,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexSecurityConfigEntry)
     )
     await listener.async_load(coordinator.data.last_alert_seq)
     coordinator.alerts = listener
+    entry.async_on_unload(listener.subscribe(coordinator.alert_arrived))
     entry.runtime_data = coordinator
 
     entry.async_on_unload(coordinator.async_add_listener(lambda: update_issues(hass, entry)))

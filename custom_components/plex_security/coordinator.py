@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
+from .alerts import alert_verdict
 from .api import HelperAuthError, HelperClient, HelperConnectionError, HelperError, Snapshot
-from .const import CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL, DOMAIN
+from .const import CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL, DOMAIN, VERDICT_BAN
 
 if TYPE_CHECKING:
     from .alerts import AlertListener
 
 _LOGGER = logging.getLogger(__name__)
+# An alert refreshes the snapshot at once; more alerts within this many seconds share one more
+# refresh at its end. The poll interval stays as the fallback.
+PUSH_COOLDOWN = 1.0
 
 type PlexSecurityConfigEntry = ConfigEntry[PlexSecurityCoordinator]
 
@@ -36,8 +42,26 @@ class PlexSecurityCoordinator(DataUpdateCoordinator[Snapshot]):
             config_entry=config_entry,
             name=DOMAIN,
             update_interval=timedelta(seconds=seconds),
+            request_refresh_debouncer=Debouncer(hass, _LOGGER, cooldown=PUSH_COOLDOWN, immediate=True),
         )
         self.client = client
+
+    @callback
+    def alert_arrived(self, alert: dict[str, Any]) -> None:
+        """Show what the alert itself says now, and refresh the counters it changed (debounced)."""
+        if self.data is not None:
+            changes: dict[str, Any] = {
+                "last_alert": alert,
+                "last_alert_seq": max(self.data.last_alert_seq, int(alert["seq"])),
+            }
+            if alert_verdict(alert) == VERDICT_BAN:
+                changes["last_attack"] = alert
+            # Not async_set_updated_data: that would cancel the refresh requested below.
+            self.data = replace(self.data, **changes)
+            self.async_update_listeners()
+        self.config_entry.async_create_background_task(
+            self.hass, self.async_request_refresh(), f"{DOMAIN} refresh after alert {alert.get('seq')}"
+        )
 
     async def _async_update_data(self) -> Snapshot:
         try:
