@@ -113,33 +113,17 @@ class Auditor:
                     "host.enforcement_off",
                     Severity.LOW,
                     "Enforcement is off (monitor only)",
-                    f"firewall mode {enforcer.config.mode!r}, backend {enforcer.config.backend!r}:"
+                    f"firewall mode {enforcer.mode!r}, backend {enforcer.config.backend!r}:"
                     " attackers are recorded, not blocked",
                     'Set mode = "enforce" in [firewall] once the recorded bans look right.',
                 )
             )
-        elif enforcer.nft is not None:
-            loaded = await asyncio.to_thread(enforcer.nft.loaded)
-            if not loaded:
+        else:
+            problem = await asyncio.to_thread(enforcer.backend.problem)
+            if problem is not None:
                 report.findings.append(
-                    Finding(
-                        "host.firewall_table_missing",
-                        Severity.HIGH,
-                        "The firewall table is not loaded",
-                        "table inet plex_security is missing while enforcement is on",
-                        "Check the helper's log for nft errors; it reloads the table every 30 s.",
-                    )
+                    Finding(problem.finding_id, Severity.HIGH, problem.title, problem.evidence, problem.fix)
                 )
-        elif enforcer.fail2ban is not None and not await asyncio.to_thread(enforcer.fail2ban.ping):
-            report.findings.append(
-                Finding(
-                    "host.fail2ban_down",
-                    Severity.HIGH,
-                    "fail2ban does not answer",
-                    f"no answer on {enforcer.config.fail2ban_socket}",
-                    "Start fail2ban (systemctl start fail2ban).",
-                )
-            )
 
     async def _docker(self, report: AuditReport) -> None:
         if not self.config.docker:

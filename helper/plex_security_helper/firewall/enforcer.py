@@ -17,9 +17,9 @@ from typing import Any
 from ..config import FirewallConfig
 from ..model import Alert, AlertKind, Ban, Origin, Verdict
 from ..store import Store
-from .fail2ban import Fail2banFirewall
+from .backend import Backend, make_backend
 from .geoip import GeoError, load_countries
-from .nft import PROFILES, BanElement, NftFirewall, RateProfile, Ruleset
+from .nft import PROFILES, BanElement, RateProfile, Ruleset
 from .policy import MIN_PREFIX, BanPolicy, BanRefused, BanTimes, default_gateways
 from .runner import BackendError
 from .targets import InvalidTarget, Target, parse_target
@@ -66,13 +66,8 @@ class Enforcer:
         protect = [*config.protect, *(default_gateways() if config.protect_gateway else [])]
         times = BanTimes(base=config.ban_time, factor=config.ban_time_factor, maximum=config.max_ban_time)
         self.policy = BanPolicy(config.allow, protect, times)
-        self.enforcing = config.mode == "enforce" and config.backend != "none"
-        self.nft = NftFirewall(netns=config.netns) if config.backend == "nft" else None
-        self.fail2ban = (
-            Fail2banFirewall(config.fail2ban_socket, config.fail2ban_jail, config.fail2ban_client, config.netns)
-            if config.backend == "fail2ban"
-            else None
-        )
+        self.mode = config.mode
+        self.backend: Backend = make_backend(config, config.mode)
         self.error: str | None = None
         self.geo_networks = 0
         self.applied = False
@@ -104,6 +99,21 @@ class Enforcer:
             log_drops=self.config.log_drops,
         )
 
+    @property
+    def enforcing(self) -> bool:
+        """Whether bans reach a firewall (False in monitor mode: they are only recorded)."""
+        return self.backend.enforcing
+
+    def set_mode(self, store: Store, mode: str, now: float) -> None:
+        """Switch between ``monitor`` and ``enforce`` at run time (a new backend, then start)."""
+        if mode not in ("monitor", "enforce"):
+            raise ValueError("mode must be monitor or enforce")
+        self.mode = mode
+        self.backend = make_backend(self.config, mode)
+        self.applied = False
+        self.error = None
+        self.start(store, now)
+
     def _fail(self, err: Exception) -> None:
         if self.error != str(err):
             _LOGGER.error("firewall: %s", err)
@@ -116,10 +126,10 @@ class Enforcer:
         if not self.enforcing:
             return
         try:
-            if self.nft is not None:
-                self.nft.apply(self.ruleset())
+            active = [b for b in store.active_bans(now) if self.backend.supports(parse_target(b.target))]
+            self.backend.init(self.ruleset, self._elements(active, now))
             self.applied = True
-            self._enforce(store, store.active_bans(now), now)
+            store.put_bans([replace(b, enforced=True) for b in active if not b.enforced])
             self.error = None
         except (BackendError, GeoError) as err:
             self._fail(err)
@@ -128,7 +138,7 @@ class Enforcer:
         """Re-load a table that vanished (a reboot, or someone wiping every rule) and apply pending bans."""
         if not self.enforcing:
             return
-        if not self.applied or (self.nft is not None and not self.nft.loaded()):
+        if not self.applied or not self.backend.loaded():
             self.start(store, now)
             return
         pending = [b for b in store.active_bans(now) if not b.enforced]
@@ -139,16 +149,15 @@ class Enforcer:
             except BackendError as err:
                 self._fail(err)
 
+    @staticmethod
+    def _elements(bans: Sequence[Ban], now: float) -> list[BanElement]:
+        return [BanElement(parse_target(b.target), math.ceil(b.expires - now)) for b in bans]
+
     def _enforce(self, store: Store, bans: Sequence[Ban], now: float) -> None:
         """Ask the backend; mark the bans enforced once it said yes."""
         if not bans:
             return
-        if self.nft is not None:
-            elements = [BanElement(parse_target(b.target), math.ceil(b.expires - now)) for b in bans]
-            self.nft.add(elements)
-        elif self.fail2ban is not None:
-            for ban in bans:
-                self.fail2ban.ban(parse_target(ban.target))
+        self.backend.add(self._elements(bans, now))
         store.put_bans([replace(b, enforced=True) for b in bans if not b.enforced])
 
     # -- bans --------------------------------------------------------------------------------
@@ -199,8 +208,8 @@ class Enforcer:
             raise ValueError(f"origin must be one of {', '.join(Origin)}")
         if duration is not None and not MIN_DURATION <= duration <= MAX_DURATION:
             raise ValueError(f"duration must be {MIN_DURATION} to {MAX_DURATION} seconds")
-        if self.fail2ban is not None and not target.single:
-            raise BanRefused("unsupported", "the fail2ban backend bans single addresses only")
+        if not self.backend.supports(target):
+            raise BanRefused("unsupported", f"the {self.backend.name} backend bans single addresses only")
         self.policy.check(target, force=force)
         self._check_overlap(store, target, now)
         ban = self._new_ban(store, target, duration=duration, reason=reason[:MAX_REASON], origin=origin, now=now)
@@ -227,10 +236,7 @@ class Enforcer:
         store.commit_batch([], [ban_event(AlertKind.UNBANNED, lifted, now)], None)
         if self.enforcing:
             try:
-                if self.nft is not None:
-                    self.nft.remove([target])
-                elif self.fail2ban is not None:
-                    self.fail2ban.unban(target)
+                self.backend.delete([target])
             except BackendError as err:
                 self._fail(err)
                 raise BackendError(f"the ban is lifted in the record, but the firewall refused: {err}") from None
@@ -244,7 +250,7 @@ class Enforcer:
                 continue
             try:
                 target = parse_target(str(alert.detail.get("source") or alert.ip))
-                if self.fail2ban is not None and not target.single:
+                if not self.backend.supports(target):
                     target = parse_target(alert.ip)
                 self.policy.check(target)
             except (InvalidTarget, BanRefused) as err:
@@ -281,9 +287,9 @@ class Enforcer:
             )
         store.put_allow(target.text, reason[:MAX_REASON], now)
         self.policy.add_allow(target.network)
-        if self.enforcing and self.nft is not None:
+        if self.enforcing:
             try:
-                self.nft.set_allowed(target, allowed=True)
+                self.backend.set_allowed(target, allowed=True)
             except BackendError as err:
                 self._fail(err)
         lifted: list[Ban] = []
@@ -302,9 +308,9 @@ class Enforcer:
         configured = {parse_target(a).network for a in self.config.allow}
         if target.network in configured:
             self.policy.add_allow(target.network)
-        elif self.enforcing and self.nft is not None:
+        elif self.enforcing:
             try:
-                self.nft.set_allowed(target, allowed=False)
+                self.backend.set_allowed(target, allowed=False)
             except BackendError as err:
                 self._fail(err)
         return target.text
@@ -325,7 +331,7 @@ class Enforcer:
         firewall: dict[str, Any] = {
             "available": True,
             "backend": self.config.backend,
-            "mode": self.config.mode,
+            "mode": self.mode,
             "enforcing": self.enforcing,
             "plex_port": self.config.plex_port,
             "profile": self.config.profile,
@@ -341,14 +347,7 @@ class Enforcer:
         }
         if self.enforcing:
             try:
-                if self.nft is not None:
-                    firewall["active"] = self.nft.loaded()
-                    if firewall["active"]:
-                        firewall["counters"] = self.nft.counters()
-                elif self.fail2ban is not None:
-                    jail = self.fail2ban.status()
-                    firewall["active"] = True
-                    firewall["fail2ban"] = {"jail": self.fail2ban.jail, "currently_banned": jail.currently_banned}
+                firewall.update(self.backend.status())
             except BackendError as err:
                 self._fail(err)
                 firewall["error"] = self.error
