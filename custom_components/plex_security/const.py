@@ -54,3 +54,6 @@ SERVICE_UNBAN_IP: Final = "unban_ip"
 SERVICE_ALLOW_IP: Final = "allow_ip"
 SERVICE_RUN_AUDIT: Final = "run_audit"
 SERVICE_LOOKUP_IP: Final = "lookup_ip"
+
+# The repair raised while the helper refuses Home Assistant's address (throttle or client list).
+REFUSED_ISSUE: Final = "helper_refuses"

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .alerts import alert_verdict
-from .api import HelperAuthError, HelperClient, HelperConnectionError, HelperError, Snapshot
-from .const import CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL, DOMAIN, VERDICT_BAN
+from .api import HelperAuthError, HelperClient, HelperConnectionError, HelperError, HelperRequestError, Snapshot
+from .const import CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL, DOMAIN, REFUSED_ISSUE, VERDICT_BAN
 
 if TYPE_CHECKING:
     from .alerts import AlertListener
@@ -64,8 +65,31 @@ class PlexSecurityCoordinator(DataUpdateCoordinator[Snapshot]):
         )
 
     async def _async_update_data(self) -> Snapshot:
+        issue = f"{REFUSED_ISSUE}_{self.config_entry.entry_id}"
         try:
-            return await self.client.status()
+            snapshot = await self.client.status()
+        except HelperRequestError as err:
+            if not err.refuses_address:
+                raise UpdateFailed(
+                    translation_domain=DOMAIN,
+                    translation_key="bad_response",
+                    translation_placeholders={"error": str(err)},
+                ) from err
+            # A repair says why, and what to do: the entities alone would only be unavailable.
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                issue,
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key=REFUSED_ISSUE,
+                translation_placeholders={"server": self.config_entry.title, "code": err.code, "message": err.message},
+            )
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key=REFUSED_ISSUE,
+                translation_placeholders={"url": self.client.base_url, "code": err.code, "message": err.message},
+            ) from err
         except HelperAuthError as err:
             raise ConfigEntryAuthFailed(translation_domain=DOMAIN, translation_key="invalid_auth") from err
         except HelperConnectionError as err:
@@ -80,3 +104,5 @@ class PlexSecurityCoordinator(DataUpdateCoordinator[Snapshot]):
                 translation_key="bad_response",
                 translation_placeholders={"error": str(err)},
             ) from err
+        ir.async_delete_issue(self.hass, DOMAIN, issue)
+        return snapshot

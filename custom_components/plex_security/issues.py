@@ -8,7 +8,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
 from .api import Snapshot
-from .const import DOMAIN
+from .const import DOMAIN, REFUSED_ISSUE
 from .coordinator import PlexSecurityConfigEntry
 
 ISSUES: dict[str, tuple[ir.IssueSeverity, Callable[[Snapshot], bool]]] = {
@@ -59,5 +59,5 @@ def update_issues(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> None:
 @callback
 def clear_issues(hass: HomeAssistant, entry_id: str) -> None:
     """Remove every issue of a deleted entry."""
-    for key in ISSUES:
+    for key in (*ISSUES, REFUSED_ISSUE):
         ir.async_delete_issue(hass, DOMAIN, issue_id(key, entry_id))

@@ -16,6 +16,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util.json import JsonValueType
 
+from .alerts import iso_time
 from .api import HelperAuthError, HelperConnectionError, HelperError, HelperRequestError
 from .const import (
     ATTR_CONFIG_ENTRY_ID,
@@ -130,7 +131,12 @@ async def _ban(call: ServiceCall) -> ServiceResponse:
         except HelperError as err:
             raise helper_failure(entry, err) from err
         results.append(
-            {"server": entry.title, "ip": ban.get("ip"), "expires": ban.get("expires"), "enforced": ban.get("enforced")}
+            {
+                "server": entry.title,
+                "ip": ban.get("ip"),
+                "expires": iso_time(ban.get("expires")),
+                "enforced": ban.get("enforced"),
+            }
         )
         await entry.runtime_data.async_request_refresh()
     return {"bans": results}
@@ -180,19 +186,22 @@ async def _lookup(call: ServiceCall) -> ServiceResponse:
         except HelperError as err:
             raise helper_failure(entry, err) from err
         alerts = known.get("alerts") or []
+        seen = known.get("seen")
+        if isinstance(seen, dict):
+            seen = {k: iso_time(v) if k.endswith("_seen") else v for k, v in seen.items()}
         results.append(
             {
                 "server": entry.title,
                 "ip": known.get("ip"),
-                "seen": known.get("seen"),
+                "seen": seen,
                 "failed_logins_recent": known.get("failed_auth_recent"),
                 "allowed": known.get("allowed"),
                 "bans": [
-                    {"ip": b.get("ip"), "expires": b.get("expires"), "reason": b.get("reason")}
+                    {"ip": b.get("ip"), "expires": iso_time(b.get("expires")), "reason": b.get("reason")}
                     for b in known.get("bans") or []
                 ],
                 "recent_alerts": [
-                    {"kind": a.get("kind"), "time": a.get("time"), "count": a.get("count")}
+                    {"kind": a.get("kind"), "time": iso_time(a.get("time")), "count": a.get("count")}
                     for a in alerts[:RECENT_ALERTS]
                 ],
             }

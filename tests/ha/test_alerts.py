@@ -138,8 +138,10 @@ async def test_an_alert_refreshes_the_entities_it_changes_without_waiting_for_th
     assert state("sensor", "active_bans") == "0"
     await hass.async_add_executor_job(_attack, audited, "203.0.113.30", 44000)
     await _until(
-        lambda: state("binary_sensor", "under_attack") == "on"
-        and state("sensor", "last_attacker") == "203.0.113.30"
-        and state("sensor", "active_bans") == "1"
-        and state("sensor", "failed_logins_24h") == "5"
+        lambda: (
+            state("binary_sensor", "under_attack") == "on"
+            and state("sensor", "last_attacker") == "203.0.113.30"
+            and state("sensor", "active_bans") == "1"
+            and state("sensor", "failed_logins_24h") == "5"
+        )
     )

@@ -62,7 +62,7 @@ async def test_user_flow_creates_entry(hass: HomeAssistant, helper: HelperProces
     ("bad", "error"),
     [
         ({CONF_TOKEN: "wrong-token-wrong-token"}, "invalid_auth"),
-        ({CONF_PORT: None}, "cannot_connect"),
+        ({CONF_PORT: None}, "connection_refused"),
     ],
 )
 async def test_user_flow_errors_then_recovers(
@@ -158,7 +158,7 @@ async def test_reconfigure_moves_to_a_new_port(
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: closed, CONF_SSL: False, CONF_VERIFY_SSL: True}
     )
-    assert result["errors"] == {"base": "cannot_connect"}
+    assert result["errors"] == {"base": "connection_refused"}
 
     # The helper moves to another port; the entry follows it.
     await hass.async_add_executor_job(helper.stop)
@@ -249,7 +249,7 @@ async def test_tls_without_a_tls_server_and_a_refusing_token(hass: HomeAssistant
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     closed = entry_data(tls_helper, **{CONF_SSL: True, CONF_VERIFY_SSL: False, CONF_PORT: free_port()})
     result = await hass.config_entries.flow.async_configure(result["flow_id"], closed)
-    assert result["errors"] == {"base": "cannot_connect"}
+    assert result["errors"] == {"base": "connection_refused"}
     wrong = entry_data(tls_helper, **{CONF_SSL: True, CONF_VERIFY_SSL: False, CONF_TOKEN: "wrong-token-0123456789"})
     result = await hass.config_entries.flow.async_configure(result["flow_id"], wrong)
     assert result["step_id"] == "confirm_fingerprint"
