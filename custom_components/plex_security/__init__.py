@@ -18,7 +18,7 @@ from .const import (
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
 )
-from .coordinator import PlexSecurityConfigEntry, PlexSecurityCoordinator
+from .coordinator import PlexSecurityConfigEntry, PlexSecurityCoordinator, PlexSecurityData
 from .issues import clear_issues, update_issues
 from .services import async_setup_services
 
@@ -62,9 +62,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexSecurityConfigEntry)
         interval=float(entry.options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)),
     )
     await listener.async_load(coordinator.data.last_alert_seq)
-    coordinator.alerts = listener
     entry.async_on_unload(listener.subscribe(coordinator.alert_arrived))
-    entry.runtime_data = coordinator
+    entry.runtime_data = PlexSecurityData(coordinator, listener, dict(entry.options))
 
     entry.async_on_unload(coordinator.async_add_listener(lambda: update_issues(hass, entry)))
     update_issues(hass, entry)
@@ -76,8 +75,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexSecurityConfigEntry)
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> None:
-    """Apply new options (interval, long-poll) by reloading."""
-    await hass.config_entries.async_reload(entry.entry_id)
+    """Apply new options (interval, long-poll) by reloading.
+
+    Only for options: reauth and reconfigure change the data and reload through
+    ``async_update_reload_and_abort``; reloading here too would reload twice.
+    """
+    if dict(entry.options) != entry.runtime_data.options:
+        await hass.config_entries.async_reload(entry.entry_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> bool:

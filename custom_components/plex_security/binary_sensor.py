@@ -89,7 +89,7 @@ async def async_setup_entry(
 ) -> None:
     """Add the binary sensors of one helper."""
     window = 60.0 * float(entry.options.get(CONF_ATTACK_WINDOW, DEFAULT_ATTACK_WINDOW))
-    async_add_entities(PlexSecurityBinarySensor(entry.runtime_data, d, window) for d in BINARY_SENSORS)
+    async_add_entities(PlexSecurityBinarySensor(entry.runtime_data.coordinator, d, window) for d in BINARY_SENSORS)
 
 
 class PlexSecurityBinarySensor(PlexSecurityEntity, BinarySensorEntity):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
@@ -14,26 +14,22 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
-from .alerts import alert_verdict
+from .alerts import AlertListener, alert_verdict
 from .api import HelperAuthError, HelperClient, HelperConnectionError, HelperError, HelperRequestError, Snapshot
 from .const import CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL, DOMAIN, REFUSED_ISSUE, VERDICT_BAN
-
-if TYPE_CHECKING:
-    from .alerts import AlertListener
 
 _LOGGER = logging.getLogger(__name__)
 # An alert refreshes the snapshot at once; more alerts within this many seconds share one more
 # refresh at its end. The poll interval stays as the fallback.
 PUSH_COOLDOWN = 1.0
 
-type PlexSecurityConfigEntry = ConfigEntry[PlexSecurityCoordinator]
+type PlexSecurityConfigEntry = ConfigEntry[PlexSecurityData]
 
 
 class PlexSecurityCoordinator(DataUpdateCoordinator[Snapshot]):
     """Keeps the latest snapshot of one helper."""
 
     config_entry: PlexSecurityConfigEntry
-    alerts: AlertListener
 
     def __init__(self, hass: HomeAssistant, config_entry: PlexSecurityConfigEntry, client: HelperClient) -> None:
         seconds = int(config_entry.options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL))
@@ -106,3 +102,12 @@ class PlexSecurityCoordinator(DataUpdateCoordinator[Snapshot]):
             ) from err
         ir.async_delete_issue(self.hass, DOMAIN, issue)
         return snapshot
+
+
+@dataclass(slots=True)
+class PlexSecurityData:
+    """What a loaded entry holds: the snapshot's coordinator, the alert stream, its options."""
+
+    coordinator: PlexSecurityCoordinator
+    alerts: AlertListener
+    options: dict[str, Any]  # as set up: the update listener reloads only when they change

@@ -33,7 +33,7 @@ def issue_id(key: str, entry_id: str) -> str:
 @callback
 def update_issues(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> None:
     """Raise or clear each repair issue from the latest snapshot."""
-    coordinator = entry.runtime_data
+    coordinator = entry.runtime_data.coordinator
     if not coordinator.last_update_success or coordinator.data is None:
         return
     snapshot = coordinator.data

@@ -107,7 +107,7 @@ def helper_failure(entry: PlexSecurityConfigEntry, err: HelperError) -> HomeAssi
         return HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="cannot_connect",
-            translation_placeholders={"url": entry.runtime_data.client.base_url},
+            translation_placeholders={"url": entry.runtime_data.coordinator.client.base_url},
         )
     return HomeAssistantError(
         translation_domain=DOMAIN, translation_key="bad_response", translation_placeholders={"error": str(err)}
@@ -122,7 +122,7 @@ async def _ban(call: ServiceCall) -> ServiceResponse:
     results: list[JsonValueType] = []
     for entry in _entries(call.hass, call):
         try:
-            ban = await entry.runtime_data.client.ban(
+            ban = await entry.runtime_data.coordinator.client.ban(
                 ip,
                 duration=int(duration.total_seconds()) if duration else None,
                 reason=call.data[ATTR_REASON] or "banned from Home Assistant",
@@ -138,7 +138,7 @@ async def _ban(call: ServiceCall) -> ServiceResponse:
                 "enforced": ban.get("enforced"),
             }
         )
-        await entry.runtime_data.async_request_refresh()
+        await entry.runtime_data.coordinator.async_request_refresh()
     return {"bans": results}
 
 
@@ -147,7 +147,7 @@ async def _unban(call: ServiceCall) -> ServiceResponse:
     results: list[JsonValueType] = []
     for entry in _entries(call.hass, call):
         try:
-            await entry.runtime_data.client.unban(ip)
+            await entry.runtime_data.coordinator.client.unban(ip)
         except HelperRequestError as err:
             if err.code != "not_banned":
                 raise helper_failure(entry, err) from err
@@ -156,7 +156,7 @@ async def _unban(call: ServiceCall) -> ServiceResponse:
         except HelperError as err:
             raise helper_failure(entry, err) from err
         results.append({"server": entry.title, "ip": ip, "was_banned": True})
-        await entry.runtime_data.async_request_refresh()
+        await entry.runtime_data.coordinator.async_request_refresh()
     return {"unbans": results}
 
 
@@ -165,11 +165,13 @@ async def _allow(call: ServiceCall) -> ServiceResponse:
     results: list[JsonValueType] = []
     for entry in _entries(call.hass, call):
         try:
-            allowed = await entry.runtime_data.client.allow(ip, call.data[ATTR_REASON] or "allowed from Home Assistant")
+            allowed = await entry.runtime_data.coordinator.client.allow(
+                ip, call.data[ATTR_REASON] or "allowed from Home Assistant"
+            )
         except HelperError as err:
             raise helper_failure(entry, err) from err
         results.append({"server": entry.title, "ip": allowed.get("ip"), "unbanned": allowed.get("unbanned", [])})
-        await entry.runtime_data.async_request_refresh()
+        await entry.runtime_data.coordinator.async_request_refresh()
     return {"allowed": results}
 
 
@@ -182,7 +184,7 @@ async def _lookup(call: ServiceCall) -> ServiceResponse:
     results: list[JsonValueType] = []
     for entry in _entries(call.hass, call):
         try:
-            known = await entry.runtime_data.client.lookup(ip)
+            known = await entry.runtime_data.coordinator.client.lookup(ip)
         except HelperError as err:
             raise helper_failure(entry, err) from err
         alerts = known.get("alerts") or []
@@ -213,11 +215,11 @@ async def _audit(call: ServiceCall) -> ServiceResponse:
     results: list[JsonValueType] = []
     for entry in _entries(call.hass, call):
         try:
-            report = await entry.runtime_data.client.run_audit()
+            report = await entry.runtime_data.coordinator.client.run_audit()
         except HelperError as err:
             raise helper_failure(entry, err) from err
         results.append({"server": entry.title, "score": report.get("score"), "counts": report.get("counts")})
-        await entry.runtime_data.async_request_refresh()
+        await entry.runtime_data.coordinator.async_request_refresh()
     return {"audits": results}
 
 

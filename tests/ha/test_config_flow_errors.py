@@ -164,8 +164,8 @@ async def test_ten_wrong_tokens_in_the_flow_leave_the_working_entry_available(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     await _wrong_tokens(hass, helper, 11)
-    await entry.runtime_data.async_refresh()
-    assert entry.runtime_data.last_update_success
+    await entry.runtime_data.coordinator.async_refresh()
+    assert entry.runtime_data.coordinator.last_update_success
     assert ir.async_get(hass).async_get_issue(DOMAIN, f"helper_refuses_{entry.entry_id}") is None
 
 
