@@ -125,6 +125,8 @@ SENSORS: tuple[PlexSecuritySensorDescription, ...] = (
         translation_key="monitor_lag",
         device_class=SensorDeviceClass.DURATION,
         native_unit_of_measurement=UnitOfTime.SECONDS,
+        # Stated, not left to Home Assistant: newer versions pick a precision for durations.
+        suggested_display_precision=1,
         state_class=SensorStateClass.MEASUREMENT,
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,

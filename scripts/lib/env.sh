@@ -82,3 +82,25 @@ ensure_tool_venv() {
     "$dir/bin/python" -m pip install --quiet "$spec"
     echo "$spec" >"$dir/.spec"
 }
+
+# The Home Assistant tests also run on the newest release that runs on Python 3.13 (.venv holds
+# the floor that hacs.json names). Its own venv: the two pin different aiohttp, pytest, syrupy.
+HA_NEXT_VENV="$ROOT/.venv-ha2026"
+HA_NEXT_SPEC="homeassistant==2026.2.3 pytest-homeassistant-custom-component==0.13.316 hypothesis==6.170.17"
+ensure_ha_next_venv() {
+    local py
+    if [ -x "$HA_NEXT_VENV/bin/python" ] && [ "$(cat "$HA_NEXT_VENV/.spec" 2>/dev/null)" = "$HA_NEXT_SPEC" ]; then
+        return 0
+    fi
+    py=$(find_python313)
+    echo "==> creating $HA_NEXT_VENV ($HA_NEXT_SPEC)"
+    rm -rf "$HA_NEXT_VENV"
+    "$py" -m venv "$HA_NEXT_VENV"
+    "$HA_NEXT_VENV/bin/python" -m pip install --quiet --upgrade pip
+    # Newer Home Assistant releases ask for a newer 3.13 patch release than some hosts have;
+    # their tests run on 3.13.0 all the same.
+    # shellcheck disable=SC2086 # the spec is a list of requirements
+    "$HA_NEXT_VENV/bin/python" -m pip install --quiet --ignore-requires-python $HA_NEXT_SPEC
+    "$HA_NEXT_VENV/bin/python" -m pip install --quiet --ignore-requires-python -e "$ROOT/helper"
+    echo "$HA_NEXT_SPEC" >"$HA_NEXT_VENV/.spec"
+}
