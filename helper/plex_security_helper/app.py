@@ -15,6 +15,8 @@ from .api.audit import routes as audit_routes
 from .api.auth import BadTokenThrottle, RequestRate, token_middleware
 from .api.bans import routes as ban_routes
 from .api.errors import error_middleware
+from .api.firewall import restore_setting
+from .api.firewall import routes as firewall_routes
 from .api.ips import routes as ip_routes
 from .api.routes import AUDITOR_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
 from .audit.runner import Auditor, schedule
@@ -83,9 +85,11 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(ban_routes)
     app.add_routes(audit_routes)
     app.add_routes(ip_routes)
+    app.add_routes(firewall_routes)
 
     async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
         await monitor.start()
+        await restore_setting(monitor)
         audits = asyncio.create_task(schedule(auditor, config.audit.interval), name="plex-security-audit")
         yield
         audits.cancel()
