@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from homeassistant.util.yaml import load_yaml_dict
 
-from custom_components.plex_security.const import ALERT_VERDICTS, EVENT_TYPES
+from custom_components.plex_security.const import ALERT_VERDICTS, EVENT_TYPES, FIREWALL_MODES, FIREWALL_PROFILES
 from custom_components.plex_security.logbook import alert_message
+from plex_security_helper.api.firewall import MODES
+from plex_security_helper.firewall.nft import PROFILES
 from plex_security_helper.model import AlertKind
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,3 +67,10 @@ def test_blueprint_offers_every_kind() -> None:
     assert {o["value"]: o["label"] for o in options} == {kind.value: kind.label for kind in AlertKind}
     # By default every judgement notifies, the ban records that follow them do not.
     assert selector["default"] == [k.value for k in AlertKind if k.verdict.value != "info"]
+
+
+def test_firewall_modes_and_profiles_are_the_helpers() -> None:
+    assert set(FIREWALL_PROFILES) == set(PROFILES)
+    assert list(FIREWALL_MODES) == list(MODES)
+    strings = json.loads((COMPONENT / "strings.json").read_text())
+    assert set(strings["entity"]["select"]["firewall_profile"]["state"]) == set(PROFILES)

@@ -138,8 +138,21 @@ class Snapshot:
         return max(0.0, round(self.fetched - float(self.last_line_time), 1))
 
     @property
+    def firewall_state(self) -> str:
+        """Off (no backend or no firewall section), monitor, enforcing, or error."""
+        if not self.firewall.get("available") or self.firewall.get("backend") == "none":
+            return "off"
+        if self.firewall.get("mode") != "enforce":
+            return "monitor"
+        if self.firewall.get("error") or not (self.firewall.get("enforcing") and self.firewall.get("active")):
+            return "error"
+        return "enforcing"
+
+    @property
     def firewall_drops(self) -> int | None:
-        """Packets the helper's table dropped or refused, all counters together."""
+        """Packets the helper's table dropped or refused, all counters together (0 in monitor mode)."""
+        if self.firewall_state == "monitor":
+            return 0
         counters = self.firewall.get("counters")
         if not isinstance(counters, dict) or not counters:
             return None
@@ -240,6 +253,15 @@ class HelperClient:
     async def lookup(self, ip: str) -> dict[str, Any]:
         """What the helper knows about one address."""
         return await self._request("GET", f"/ips/{quote(ip, safe='')}")
+
+    async def set_firewall(self, *, mode: str | None = None, profile: str | None = None) -> dict[str, Any]:
+        """Switch monitor/enforce or the rate profile; the helper records that Home Assistant did."""
+        body: dict[str, Any] = {"origin": "home_assistant"}
+        if mode is not None:
+            body["mode"] = mode
+        if profile is not None:
+            body["profile"] = profile
+        return await self._request("PUT", "/firewall", body=body)
 
     async def run_audit(self) -> dict[str, Any]:
         """Audit now; returns the report."""

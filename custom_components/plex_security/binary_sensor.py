@@ -62,13 +62,6 @@ BINARY_SENSORS: tuple[PlexSecurityBinarySensorDescription, ...] = (
         is_on_fn=lambda s, _: s.following and s.debug_logging_seen and s.monitor_error is None,
     ),
     PlexSecurityBinarySensorDescription(
-        key="firewall",
-        translation_key="firewall",
-        device_class=BinarySensorDeviceClass.RUNNING,
-        entity_category=EntityCategory.DIAGNOSTIC,
-        is_on_fn=lambda s, _: bool(s.firewall.get("enforcing") and s.firewall.get("active")),
-    ),
-    PlexSecurityBinarySensorDescription(
         key="vulnerable_version",
         translation_key="vulnerable_version",
         device_class=BinarySensorDeviceClass.PROBLEM,

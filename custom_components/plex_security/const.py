@@ -55,5 +55,11 @@ SERVICE_ALLOW_IP: Final = "allow_ip"
 SERVICE_RUN_AUDIT: Final = "run_audit"
 SERVICE_LOOKUP_IP: Final = "lookup_ip"
 
+# The helper's firewall modes and rate profiles (its firewall.nft.PROFILES; tests/test_contract.py).
+FIREWALL_MODES: Final = ("monitor", "enforce")
+FIREWALL_PROFILES: Final = ("default", "strict", "off")
+# The firewall state sensor's states.
+FIREWALL_STATES: Final = ("off", "monitor", "enforcing", "error")
+
 # The repair raised while the helper refuses Home Assistant's address (throttle or client list).
 REFUSED_ISSUE: Final = "helper_refuses"

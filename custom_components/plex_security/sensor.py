@@ -19,6 +19,7 @@ from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
 from .api import Snapshot
+from .const import FIREWALL_STATES
 from .coordinator import PlexSecurityConfigEntry
 from .entity import PlexSecurityEntity
 
@@ -131,6 +132,13 @@ SENSORS: tuple[PlexSecuritySensorDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
         value_fn=lambda s: s.monitor_lag,
+    ),
+    PlexSecuritySensorDescription(
+        key="firewall_state",
+        translation_key="firewall_state",
+        device_class=SensorDeviceClass.ENUM,
+        options=list(FIREWALL_STATES),
+        value_fn=lambda s: s.firewall_state,
     ),
     PlexSecuritySensorDescription(
         key="firewall_drops",
