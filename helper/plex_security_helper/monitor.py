@@ -194,6 +194,8 @@ class Monitor:
                 self._detector.feed(event, batch.verdicts)
         for failure in batch.verdicts.failures:
             batch.tally(failure.ip, failure.time).failed_auth += 1
+        # One alert per ban period: not again for a source that is banned (issue 16).
+        batch.verdicts.alerts = self.enforcer.unbanned_sources(self._store, batch.verdicts.alerts, time.time())
         for alert in batch.verdicts.alerts:
             tally = batch.tally(alert.ip, alert.time)
             tally.alerts += 1
