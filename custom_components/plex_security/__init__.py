@@ -21,6 +21,7 @@ from .const import (
 from .coordinator import PlexSecurityConfigEntry, PlexSecurityCoordinator, PlexSecurityData
 from .issues import clear_issues, update_issues
 from .services import async_setup_services
+from .threats import async_register_card, async_setup_websocket
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
@@ -50,8 +51,10 @@ def client_from_data(hass: HomeAssistant, data: dict[str, object]) -> HelperClie
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the services once, for every helper."""
+    """Register the services, the threat view's websocket command and its card once."""
     async_setup_services(hass)
+    async_setup_websocket(hass)
+    await async_register_card(hass)
     return True
 
 

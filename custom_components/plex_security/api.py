@@ -235,6 +235,14 @@ class HelperClient:
             raise HelperError("the helper sent no alert list")
         return [a for a in alerts if isinstance(a, dict)], int(data.get("last_seq", 0))
 
+    async def bans(self) -> dict[str, Any]:
+        """Active bans, newest first."""
+        return await self._request("GET", "/bans")
+
+    async def audit(self) -> dict[str, Any]:
+        """The latest audit report (``report`` is null before the first audit)."""
+        return await self._request("GET", "/audit")
+
     async def ban(self, ip: str, *, duration: int | None, reason: str, force: bool = False) -> dict[str, Any]:
         """Ban an address or network on this helper."""
         body: dict[str, Any] = {"ip": ip, "reason": reason, "origin": "home_assistant", "force": force}

@@ -220,6 +220,8 @@ async def test_dashboard_loads_with_built_in_cards_and_existing_entities(
     for view in config["views"]:
         for card in view["cards"]:
             walk(card)
-    assert {c["type"] for c in cards} <= BUILT_IN_CARDS
+    # Built-in cards and the integration's own (served by it, see threats.py).
+    assert {c["type"] for c in cards} <= BUILT_IN_CARDS | {"custom:plex-security-threats"}
+    assert "custom:plex-security-threats" in {c["type"] for c in cards}
     missing = sorted(e for e in entities if hass.states.get(e) is None)
     assert missing == []
