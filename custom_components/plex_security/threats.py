@@ -8,6 +8,7 @@ left) and what the audit found (with its fix), per helper, bounded. The card
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,21 @@ def _attackers(hass: HomeAssistant, alerts: list[dict[str, Any]]) -> list[dict[s
     return list(rows.values())[:MAX_ROWS]
 
 
+def _covering_ban(ip: str, bans: list[dict[str, Any]]) -> str | None:
+    """The active ban (address or network) that covers *ip*, as the helper lists it."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    for ban in bans:
+        try:
+            if address in ipaddress.ip_network(str(ban.get("ip")), strict=False):
+                return str(ban["ip"])
+        except ValueError:
+            continue
+    return None
+
+
 def _bans(bans: list[Any]) -> list[dict[str, Any]]:
     return [
         {
@@ -117,8 +133,11 @@ async def _server(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> dict[s
     }
     try:
         alerts, _ = await client.alerts(max(0, snapshot.last_alert_seq - RECENT_ALERTS), 0, RECENT_ALERTS)
-        row["attackers"] = _attackers(hass, alerts)
         row["bans"] = _bans((await client.bans()).get("bans") or [])
+        row["attackers"] = [
+            {**attacker, "banned_as": _covering_ban(attacker["ip"], row["bans"])}
+            for attacker in _attackers(hass, alerts)
+        ]
         row["findings"] = _findings((await client.audit()).get("report"))
     except HelperError as err:
         row["error"] = str(err)

@@ -135,7 +135,6 @@ class PlexSecurityThreatsCard extends HTMLElement {
 
   _server(s, named) {
     const entry = esc(s.config_entry_id);
-    const banned = new Set((s.bans || []).map((b) => b.ip));
     const fw = s.firewall || {};
     const state = { off: "off (no firewall backend)", monitor: "monitor only (bans are recorded, nothing is blocked)",
       enforcing: "enforcing", error: "error" }[fw.state] || fw.state;
@@ -148,11 +147,11 @@ class PlexSecurityThreatsCard extends HTMLElement {
       <div class="row attacker" data-ip="${esc(a.ip)}">
         <div class="main">
           <span class="ip">${esc(a.ip)}</span>${a.country ? ` <span class="badge">${esc(a.country)}</span>` : ""}
-          ${banned.has(a.ip) ? ` <span class="badge">banned</span>` : ""}
+          ${a.banned_as ? ` <span class="badge">banned${a.banned_as !== a.ip ? ` as ${esc(a.banned_as)}` : ""}</span>` : ""}
           <div class="why">${esc(a.title)}: ${esc(a.reason)}${a.user ? ` · user ${esc(a.user)}` : ""} · ${esc(ago(a.time))}</div>
         </div>
-        ${banned.has(a.ip)
-          ? `<button data-action="unban" data-ip="${esc(a.ip)}" data-entry="${entry}">Unban</button>`
+        ${a.banned_as
+          ? `<button data-action="unban" data-ip="${esc(a.banned_as)}" data-entry="${entry}">Unban</button>`
           : `<button data-action="ban" data-ip="${esc(a.ip)}" data-entry="${entry}">Ban 7 d</button>`}
       </div>`).join("");
     const bans = (s.bans || []).map((b) => `
