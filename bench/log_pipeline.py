@@ -1,14 +1,16 @@
-"""Benchmark: our log pipeline vs fail2ban-regex on the same synthetic Plex log, same run.
+"""Benchmark: the one log pipeline vs fail2ban-regex on the same synthetic Plex log, same run.
 
 Prints lines/s for `plex-security-helper scan --json` and for `fail2ban-regex` with the
 filter we ship, their ratio, both peak RSS values, and whether both found the same
-brute-forcers (addresses with at least 5 failures). Then the follow latency: failed-login
-lines appended to a live helper's log until the alert is visible in /api/v1/alerts.
+brute-forcers (addresses with at least 5 failures); the backfill throughput of a live helper
+at first start on the same log (lines/s until /status shows it caught up); the helper's CPU
+seconds per minute while following a log that grows at 100 lines/s; then the follow latency:
+failed-login lines appended to a live helper's log until the alert is visible in /api/v1/alerts.
 
 Each tool runs --runs times (default 3) and its fastest run counts, so that a moment of other
 work on the machine does not decide the ratio; every run's time is printed.
 
-Usage: bench/log_pipeline.py [--lines N] [--latency-samples N] [--runs N]
+Usage: bench/log_pipeline.py [--lines N] [--latency-samples N] [--runs N] [--follow-seconds N]
 """
 
 from __future__ import annotations
@@ -79,9 +81,6 @@ def throughput(lines: int, runs: int) -> None:
         helper = shutil.which("plex-security-helper") or str(Path(sys.executable).parent / "plex-security-helper")
         ours_s, ours_rss, ours_out, ours_all = best_of(runs, [helper, "scan", "--json", str(log)])
         ours = json.loads(ours_out)
-        # The reference pipeline (the live monitor's Python code) on the same file, for scale.
-        ref_s, _, ref_out = measure([helper, "scan", "--json", str(log)], {"PLEX_SECURITY_SCAN": "python"})
-        same_as_reference = json.loads(ref_out) == ours
         ours_bf = {a["ip"] for a in ours["addresses"] if a["failed_auth"] >= 5 and a["verdict"] == "ban"}
 
         f2b = shutil.which("fail2ban-regex")
@@ -98,19 +97,79 @@ def throughput(lines: int, runs: int) -> None:
             return ", ".join(f"{t:.2f}" for t in times)
 
         print(f"best of {runs} runs each (seconds: ours {runs_text(ours_all)}; fail2ban-regex {runs_text(f2b_all)})")
-        print(f"ours:           {n / ours_s:>12,.0f} lines/s  ({ours_s:.1f} s, peak RSS {ours_rss} MiB)")
+        print(f"ours (scan):    {n / ours_s:>12,.0f} lines/s  ({ours_s:.1f} s, peak RSS {ours_rss} MiB)")
         print(f"fail2ban-regex: {n / f2b_s:>12,.0f} lines/s  ({f2b_s:.1f} s, peak RSS {f2b_rss} MiB)")
-        print(
-            f"reference (pure Python, the live monitor's code): {n / ref_s:,.0f} lines/s;"
-            f" same report as the compiled scan: {'yes' if same_as_reference else 'NO'}"
-        )
-        print(f"ratio ours/fail2ban-regex: {f2b_s / ours_s:.2f}x  (target >= 20x)")
+        print(f"ratio ours/fail2ban-regex: {f2b_s / ours_s:.2f}x  (goal >= 10x, bar >= 5x)")
         print(f"peak RSS under 200 MB: {'yes' if ours_rss < 200 else 'NO'}")
         same = ours_bf == f2b_bf
         print(f"same brute-forcers found: {'yes' if same else 'no'} (ours {len(ours_bf)}, fail2ban {len(f2b_bf)})")
         if not same:
             print(f"  only ours: {sorted(ours_bf - f2b_bf)}  only fail2ban: {sorted(f2b_bf - ours_bf)}")
+        backfill(log, ours["parsed"], n, f2b_s)
     finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backfill(log: Path, parsed: int, lines: int, f2b_s: float) -> None:
+    """A live helper at first start with backfill on: lines/s until /status shows it caught up."""
+    from tests.helperproc import HelperProcess
+
+    work = Path(tempfile.mkdtemp(prefix="plexsec-backfill-"))
+    root = work / "helper"
+    live_log = root / "Logs" / "Plex Media Server.log"
+    helper = HelperProcess(root, extra_config=f'[monitor]\nlog_path = "{live_log}"\nbackfill = true\n')
+    helper.write_config()
+    shutil.copyfile(log, live_log)
+    try:
+        start = time.perf_counter()
+        helper.start()
+        # Polled twice a second (Home Assistant polls every 30 s): /status runs on the worker too.
+        while True:
+            status = helper.get("/api/v1/status")
+            if status["monitor"]["access_lines"] >= parsed or time.perf_counter() - start > 600:
+                break
+            time.sleep(0.5)
+        elapsed = time.perf_counter() - start
+        print(
+            f"backfill of a live helper: {lines / elapsed:,.0f} lines/s ({elapsed:.1f} s for {lines:,} lines,"
+            f" {status['monitor']['access_lines']:,} access lines; {f2b_s / elapsed:.2f}x fail2ban-regex)"
+        )
+    finally:
+        helper.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def following_cpu(seconds: int, rate: int = 100) -> None:
+    """CPU seconds per minute of a live helper while the log grows at *rate* lines/s."""
+    from tests.helperproc import HelperProcess
+    from tests.mixedlog import mixed_log
+
+    work = Path(tempfile.mkdtemp(prefix="plexsec-cpu-"))
+    helper = HelperProcess(work / "helper")
+    helper.start()
+    try:
+        assert helper.proc is not None
+        lines = mixed_log(11, pairs=rate * seconds)
+        time.sleep(2)  # start-up work is not following
+        before, start = _cpu_seconds(helper.proc.pid), time.monotonic()
+        for tick in range(seconds * 10):  # ten appends a second, rate/10 lines each
+            chunk = lines[tick * rate // 10 : (tick + 1) * rate // 10]
+            helper.append(*chunk)
+            time.sleep(max(0.0, start + (tick + 1) / 10 - time.monotonic()))
+        used = _cpu_seconds(helper.proc.pid) - before
+        wall = time.monotonic() - start
+        print(
+            f"following {rate} lines/s for {wall:.0f} s: {used * 60 / wall:.2f} CPU s per minute"
+            f" (goal < 0.6, i.e. under 1 % of a core)"
+        )
+    finally:
+        helper.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -152,8 +211,10 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--latency-samples", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3, help="runs of each tool; the fastest counts")
+    parser.add_argument("--follow-seconds", type=int, default=60, help="how long to follow a growing log")
     args = parser.parse_args()
     throughput(args.lines, args.runs)
+    following_cpu(args.follow_seconds)
     latency(args.latency_samples)
 
 

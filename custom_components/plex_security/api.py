@@ -279,6 +279,10 @@ class HelperClient:
             raise HelperError("the helper sent no audit report")
         return report
 
+    async def stop_session(self, session_id: str, message: str) -> dict[str, Any]:
+        """Stop one Plex stream; the viewer sees *message*."""
+        return await self._request("POST", f"/sessions/{quote(session_id, safe='')}/stop", body={"message": message})
+
 
 async def fetch_fingerprint(host: str, port: int, context: ssl.SSLContext, timeout: float = REQUEST_TIMEOUT) -> str:
     """SHA-256 of the certificate a TLS server presents, as colon-separated hex.

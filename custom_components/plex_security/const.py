@@ -35,8 +35,14 @@ ALERT_VERDICTS: Final[dict[str, str]] = {
     "scan": VERDICT_BAN,
     "flood": VERDICT_BAN,
     "log_injection": VERDICT_BAN,
+    "sensitive_request": VERDICT_WATCH,
     "new_location": VERDICT_WATCH,
     "auth_bypass": VERDICT_WATCH,
+    "new_country": VERDICT_WATCH,
+    "impossible_travel": VERDICT_WATCH,
+    "account_sharing": VERDICT_WATCH,
+    "hosting_stream": VERDICT_WATCH,
+    "new_device": VERDICT_WATCH,
     "banned": VERDICT_INFO,
     "unbanned": VERDICT_INFO,
 }
@@ -54,6 +60,9 @@ SERVICE_UNBAN_IP: Final = "unban_ip"
 SERVICE_ALLOW_IP: Final = "allow_ip"
 SERVICE_RUN_AUDIT: Final = "run_audit"
 SERVICE_LOOKUP_IP: Final = "lookup_ip"
+SERVICE_STOP_STREAM: Final = "stop_stream"
+ATTR_SESSION_ID: Final = "session_id"
+ATTR_MESSAGE: Final = "message"
 
 # The helper's firewall modes and rate profiles (its firewall.nft.PROFILES; tests/test_contract.py).
 FIREWALL_MODES: Final = ("monitor", "enforce")

@@ -55,6 +55,15 @@ def _findings_of(severity: str) -> Callable[[Snapshot], int | None]:
     return value
 
 
+def _streams(s: Snapshot, where: str) -> int | None:
+    """Plex streams now, from the helper's last poll of the sessions (None when it cannot read them)."""
+    sessions = s.raw.get("sessions")
+    if not isinstance(sessions, dict) or not sessions.get("available"):
+        return None
+    value = sessions.get(where)
+    return int(value) if isinstance(value, int) else None
+
+
 SENSORS: tuple[PlexSecuritySensorDescription, ...] = (
     PlexSecuritySensorDescription(
         key="security_score",
@@ -146,6 +155,18 @@ SENSORS: tuple[PlexSecuritySensorDescription, ...] = (
         state_class=SensorStateClass.TOTAL_INCREASING,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda s: s.firewall_drops,
+    ),
+    PlexSecuritySensorDescription(
+        key="streams_remote",
+        translation_key="streams_remote",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda s: _streams(s, "remote"),
+    ),
+    PlexSecuritySensorDescription(
+        key="streams_local",
+        translation_key="streams_local",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda s: _streams(s, "local"),
     ),
 )
 

@@ -23,12 +23,15 @@ from .const import (
     ATTR_DURATION,
     ATTR_FORCE,
     ATTR_IP,
+    ATTR_MESSAGE,
     ATTR_REASON,
+    ATTR_SESSION_ID,
     DOMAIN,
     SERVICE_ALLOW_IP,
     SERVICE_BAN_IP,
     SERVICE_LOOKUP_IP,
     SERVICE_RUN_AUDIT,
+    SERVICE_STOP_STREAM,
     SERVICE_UNBAN_IP,
 )
 from .coordinator import PlexSecurityConfigEntry
@@ -54,6 +57,15 @@ ALLOW_SCHEMA = vol.Schema(
 AUDIT_SCHEMA = vol.Schema({_ENTRY: cv.string})
 LOOKUP_SCHEMA = vol.Schema({vol.Required(ATTR_IP): cv.string, _ENTRY: cv.string})
 RECENT_ALERTS = 5
+STOP_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_SESSION_ID): vol.All(cv.string, vol.Match(r"^[A-Za-z0-9_.:-]{1,64}$")),
+        vol.Optional(ATTR_MESSAGE, default="This stream was stopped by the server owner."): vol.All(
+            cv.string, vol.Length(min=1, max=200)
+        ),
+        _ENTRY: cv.string,
+    }
+)
 
 
 def _address(value: str) -> str:
@@ -223,6 +235,30 @@ async def _audit(call: ServiceCall) -> ServiceResponse:
     return {"audits": results}
 
 
+async def _stop_stream(call: ServiceCall) -> ServiceResponse:
+    """Stop a stream on the helper whose last poll listed it (a session id is one server's)."""
+    session_id, message = call.data[ATTR_SESSION_ID], call.data[ATTR_MESSAGE]
+    results: list[JsonValueType] = []
+    for entry in _entries(call.hass, call):
+        try:
+            await entry.runtime_data.coordinator.client.stop_session(session_id, message)
+        except HelperRequestError as err:
+            if err.code != "no_such_session":
+                raise helper_failure(entry, err) from err
+            continue
+        except HelperError as err:
+            raise helper_failure(entry, err) from err
+        results.append({"server": entry.title, "session_id": session_id})
+        await entry.runtime_data.coordinator.async_request_refresh()
+    if not results:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="no_such_session",
+            translation_placeholders={"session_id": session_id},
+        )
+    return {"stopped": results}
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the integration's services."""
@@ -231,6 +267,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         (SERVICE_UNBAN_IP, _unban, UNBAN_SCHEMA),
         (SERVICE_ALLOW_IP, _allow, ALLOW_SCHEMA),
         (SERVICE_RUN_AUDIT, _audit, AUDIT_SCHEMA),
+        (SERVICE_STOP_STREAM, _stop_stream, STOP_SCHEMA),
     ):
         hass.services.async_register(DOMAIN, name, handler, schema=schema, supports_response=SupportsResponse.OPTIONAL)
     # A lookup is its answer: only callable with a response.

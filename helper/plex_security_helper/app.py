@@ -18,11 +18,18 @@ from .api.errors import error_middleware
 from .api.firewall import restore_setting
 from .api.firewall import routes as firewall_routes
 from .api.ips import routes as ip_routes
-from .api.routes import AUDITOR_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
+from .api.routes import AUDITOR_KEY, DEVICES_KEY, GEO_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
+from .api.sessions import SESSIONS_KEY
+from .api.sessions import routes as session_routes
+from .api.webhook import MAX_BYTES_KEY
+from .api.webhook import routes as webhook_routes
 from .audit.runner import Auditor, schedule
 from .config import Config
 from .model import Origin
 from .monitor import Monitor
+from .plex import geo
+from .plex.plextv import DeviceWatch, watch_devices
+from .plex.sessions import SessionWatcher, watch
 
 MAX_BODY = 64 * 1024
 _LOGGER = logging.getLogger(__name__)
@@ -71,31 +78,52 @@ def create_app(config: Config) -> web.Application:
                 throttling=config.api.throttle,
                 throttle=BadTokenThrottle(on_block=_ban_guesser(monitor) if config.api.ban_token_guessers else None),
                 rate=RequestRate(config.api.rate_limit) if config.api.rate_limit else None,
+                webhook_secret=config.webhook.secret,
             ),
         ],
         client_max_size=MAX_BODY,
     )
     app[MONITOR_KEY] = monitor
     auditor = Auditor(config.audit, monitor.enforcer)
+    auditor.plex_tv = config.plex_tv
     app[AUDITOR_KEY] = auditor
+    auditor.listeners.append(monitor.learn_audit)
     app[HELPER_ID_KEY] = config.helper_id
     app[MAX_WAIT_KEY] = config.api.max_wait
     app[STARTED_KEY] = time.time()
+    places = geo.Geo(config.geo.mmdb, config.geo.cache_size)
+    app[GEO_KEY] = places
     app.add_routes(routes)
     app.add_routes(ban_routes)
     app.add_routes(audit_routes)
     app.add_routes(ip_routes)
     app.add_routes(firewall_routes)
+    app.add_routes(session_routes)
+    app.add_routes(webhook_routes)
+    app[DEVICES_KEY] = DeviceWatch(enabled=config.plex_tv.enabled)
+    app[MAX_BYTES_KEY] = config.webhook.max_bytes
+    watcher = SessionWatcher(config.sessions, config.audit, places)
+    app[SESSIONS_KEY] = watcher
 
     async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
+        geo.install(places)
         await monitor.start()
         await restore_setting(monitor)
-        audits = asyncio.create_task(schedule(auditor, config.audit.interval), name="plex-security-audit")
+        tasks = [asyncio.create_task(schedule(auditor, config.audit.interval), name="plex-security-audit")]
+        if config.sessions.enabled:
+            tasks.append(asyncio.create_task(watch(watcher, monitor), name="plex-security-sessions"))
+        if config.plex_tv.enabled:
+            devices = watch_devices(config.plex_tv, config.audit, monitor, app[DEVICES_KEY])
+            tasks.append(asyncio.create_task(devices, name="plex-security-plextv"))
         yield
-        audits.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await audits
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await watcher.close()
         await monitor.stop()
+        geo.install(None)
+        places.close()
 
     app.cleanup_ctx.append(monitor_ctx)
 

@@ -115,6 +115,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web  # noqa: PLC0415
 
     from .app import create_app  # noqa: PLC0415
+    from .plex.geo import GeoDataError  # noqa: PLC0415
     from .tlscert import TlsError, server_context  # noqa: PLC0415
 
     config = _read_config(args.config)
@@ -133,8 +134,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         except TlsError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+    try:
+        app = create_app(config)
+    except GeoDataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     web.run_app(
-        create_app(config),
+        app,
         host=config.api.host,
         port=config.api.port,
         print=lambda msg: logging.getLogger(__name__).info(
@@ -247,7 +253,25 @@ def _cmd_demo_plex(args: argparse.Namespace) -> int:
         log_path=args.log,
         wan_classes=tuple(args.wan),
     )
-    web.run_app(create_plex_app(state), host=args.host, port=args.port, print=None)
+    app = create_plex_app(state)
+    if args.story:
+        import asyncio  # noqa: PLC0415
+        import contextlib  # noqa: PLC0415
+        from collections.abc import AsyncIterator  # noqa: PLC0415
+
+        from .demo.story import play, prepare_account  # noqa: PLC0415
+
+        prepare_account(state)
+
+        async def story(app: web.Application) -> AsyncIterator[None]:
+            task = asyncio.create_task(play(state, args.story_step))
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        app.cleanup_ctx.append(story)
+    web.run_app(app, host=args.host, port=args.port, print=None)
     return 0
 
 
@@ -264,27 +288,35 @@ def _cmd_demo_traffic(args: argparse.Namespace) -> int:
     return 0
 
 
+PROGRESS_FROM = 4 * 1024 * 1024  # bytes of log after which a terminal shows progress
+
+
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from .logwatch.scan import scan_files  # noqa: PLC0415
+    from .logwatch.scan import Progress, scan_files  # noqa: PLC0415
     from .thresholds import DetectConfig  # noqa: PLC0415
 
-    detect = DetectConfig(failed_auth_threshold=5, failed_auth_window=600)
+    detect = DetectConfig()
+    proxies: tuple[str, ...] = ()
     if args.config is not None:
         config = _read_config(args.config)
         if config is None:
             return 2
-        detect = config.detect
+        detect, proxies = config.detect, config.monitor.trusted_proxies
     missing = [str(p) for p in args.logfiles if not p.is_file()]
     if missing:
         print(f"error: not a readable file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    report = scan_files(args.logfiles, detect)
+    total = sum(p.stat().st_size for p in args.logfiles)
+    progress = Progress(total, sys.stderr.write) if sys.stderr.isatty() and total > PROGRESS_FROM else None
+    report = scan_files(args.logfiles, detect, trusted_proxies=proxies, progress=progress)
+    if progress is not None:
+        sys.stderr.write("\n")
     if args.json:
         json.dump(report.as_json(), sys.stdout, separators=(",", ":"))
         sys.stdout.write("\n")
+        print(report.summary(), file=sys.stderr)
         return 0
     doc = report.as_json()
-    print(f"{doc['lines']} lines, {doc['parsed']} access lines")
     for row in doc["addresses"]:
         if row["verdict"] == "ok" and not args.all:
             continue
@@ -293,6 +325,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             f"{row['verdict']:5} {row['ip']:39} failed_auth={row['failed_auth']:<6} "
             f"probes={row['probes']:<5} requests={row['requests']:<7} {reasons}"
         )
+    print(report.summary())
     return 0
 
 
@@ -340,11 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
     plex.add_argument("--host", default="127.0.0.1")
     plex.add_argument("--port", type=int, default=32400)
     plex.add_argument("--token", required=True)
-    plex.add_argument("--version", default="1.43.3.10900-abcdef123")
+    plex.add_argument("--version", default="1.43.4.10903-e5521bd8c")
     plex.add_argument("--unclaimed", action="store_true")
     plex.add_argument("--prefs", type=Path, help="a Preferences.xml to serve through /:/prefs")
     plex.add_argument("--log", type=Path, help="append Plex-format access lines for every request")
     plex.add_argument("--wan", action="append", default=[], help="client address the log calls WAN")
+    plex.add_argument("--story", action="store_true", help="play the demo's sessions and plex.tv account")
+    plex.add_argument("--story-step", type=float, default=15.0, help="seconds between the story's scenes")
     plex.set_defaults(func=_cmd_demo_plex)
 
     demo = sub.add_parser("demo-traffic", help="append realistic Plex traffic (users and attackers) to a log")

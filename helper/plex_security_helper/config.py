@@ -14,7 +14,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from .thresholds import DetectConfig
+from .thresholds import THRESHOLDS, DetectConfig
 
 NATIVE_PLEX_DIR = "/var/lib/plexmediaserver/Library/Application Support/Plex Media Server"
 DEFAULT_PORT = 8788
@@ -48,6 +48,8 @@ class MonitorConfig:
     log_path: Path
     poll_interval: float
     backfill: bool
+    # Reverse proxies whose forwarded address is believed (never judged, never banned).
+    trusted_proxies: tuple[str, ...] = ()
 
 
 DEFAULT_ALLOW = (
@@ -105,6 +107,46 @@ class AuditConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GeoConfig:
+    """Offline geo data: the packaged table, plus the owner's ``.mmdb`` files (MaxMind, DB-IP, IPinfo)."""
+
+    mmdb: tuple[Path, ...] = ()
+    cache_size: int = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsConfig:
+    """How Plex's current sessions are read and judged (see docs/configuration.md)."""
+
+    enabled: bool = True  # needs a Plex token (audit.plex_token or Preferences.xml's PlexOnlineToken)
+    interval: int = 30
+    max_remote_streams_per_user: int = 0  # 0: no limit
+    travel_hours: float = 6.0  # two countries this close in time ...
+    travel_km: int = 2000  # ... and at least this far apart (centroids) make impossible travel
+    history_days: int = 180
+    hosting_alerts: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PlexTvConfig:
+    """The owner's plex.tv account (opt-in: it uses the server's own plex.tv token)."""
+
+    enabled: bool = False
+    url: str = "https://plex.tv"
+    interval: int = 3600  # seconds between looks at the account's devices
+    inactive_days: int = 90
+    device_stale_days: int = 180
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """Plex's webhooks, posted to ``/api/v1/webhook/<secret>``; off while the secret is empty."""
+
+    secret: str = ""
+    max_bytes: int = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Everything the helper reads from its TOML file."""
 
@@ -116,6 +158,15 @@ class Config:
     retention_days: int
     audit: AuditConfig
     firewall: FirewallConfig = FirewallConfig()
+    geo: GeoConfig = GeoConfig()
+    sessions: SessionsConfig = SessionsConfig()
+    plex_tv: PlexTvConfig = PlexTvConfig()
+    webhook: WebhookConfig = WebhookConfig()
+
+
+def _detect_section() -> str:
+    """The ``[detect]`` section of a new config: every threshold with its meaning."""
+    return "\n".join(f"# {t.help}\n{name} = {t.default}" for name, t in THRESHOLDS.items()) + "\n"
 
 
 def _nonempty(value: Any) -> str:
@@ -188,16 +239,11 @@ SCHEMA = vol.Schema(
             vol.Required("log_path"): _nonempty,
             vol.Optional("poll_interval", default=0.05): vol.All(vol.Coerce(float), vol.Range(min=0.01, max=10.0)),
             vol.Optional("backfill", default=False): bool,
+            vol.Optional("trusted_proxies", default=[]): [_network],
         },
         vol.Optional("detect", default={}): {
-            vol.Optional("failed_auth_threshold", default=5): vol.All(int, vol.Range(min=1, max=10_000)),
-            vol.Optional("failed_auth_window", default=600): vol.All(int, vol.Range(min=10, max=86_400)),
-            vol.Optional("probe_threshold", default=2): vol.All(int, vol.Range(min=1, max=1000)),
-            vol.Optional("scan_distinct_paths", default=10): vol.All(int, vol.Range(min=2, max=1000)),
-            vol.Optional("scan_window", default=60): vol.All(int, vol.Range(min=1, max=3600)),
-            vol.Optional("flood_per_minute", default=600): vol.All(int, vol.Range(min=10, max=1_000_000)),
-            vol.Optional("trust_after_signin", default=86_400): vol.All(int, vol.Range(min=0, max=30 * 86_400)),
-            vol.Optional("trusted_factor", default=4): vol.All(int, vol.Range(min=1, max=100)),
+            vol.Optional(name, default=t.default): vol.All(int, vol.Range(min=t.low, max=t.high))
+            for name, t in THRESHOLDS.items()
         },
         vol.Optional("firewall", default={}): FIREWALL_SCHEMA,
         vol.Optional("audit", default={}): {
@@ -214,6 +260,34 @@ SCHEMA = vol.Schema(
             vol.Optional("accept", default={}): {
                 vol.All(str, vol.Length(min=1, max=200)): vol.All(str, vol.Length(min=1, max=500))
             },
+        },
+        vol.Optional("geo", default={}): {
+            vol.Optional("mmdb", default=[]): vol.All([_nonempty], vol.Length(max=4)),
+            vol.Optional("cache_size", default=65_536): vol.All(int, vol.Range(min=16, max=1_000_000)),
+        },
+        vol.Optional("sessions", default={}): {
+            vol.Optional("enabled", default=True): bool,
+            vol.Optional("interval", default=30): vol.All(int, vol.Range(min=1, max=3600)),
+            vol.Optional("max_remote_streams_per_user", default=0): vol.All(int, vol.Range(min=0, max=100)),
+            vol.Optional("travel_hours", default=6.0): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=72.0)),
+            vol.Optional("travel_km", default=2000): vol.All(int, vol.Range(min=100, max=20_000)),
+            vol.Optional("history_days", default=180): vol.All(int, vol.Range(min=1, max=3650)),
+            vol.Optional("hosting_alerts", default=True): bool,
+        },
+        vol.Optional("plex_tv", default={}): {
+            vol.Optional("enabled", default=False): bool,
+            vol.Optional("url", default="https://plex.tv"): vol.All(
+                str, vol.Match(r"^https?://[^\s/]+(:\d+)?/?$", msg="an http(s)://host:port URL")
+            ),
+            vol.Optional("interval", default=3600): vol.All(int, vol.Range(min=1, max=7 * 86_400)),
+            vol.Optional("inactive_days", default=90): vol.All(int, vol.Range(min=1, max=3650)),
+            vol.Optional("device_stale_days", default=180): vol.All(int, vol.Range(min=1, max=3650)),
+        },
+        vol.Optional("webhook", default={}): {
+            vol.Optional("secret", default=""): vol.Any(
+                "", vol.All(str, vol.Match(r"^[A-Za-z0-9_-]{16,128}$", msg="16 to 128 letters, digits, _ or -"))
+            ),
+            vol.Optional("max_bytes", default=256 * 1024): vol.All(int, vol.Range(min=1024, max=16 * 1024 * 1024)),
         },
         vol.Required("storage"): {
             vol.Required("database"): _nonempty,
@@ -256,21 +330,17 @@ def parse_config(raw: dict[str, Any], base_dir: Path) -> Config:
             log_path=resolve(data["monitor"]["log_path"]),
             poll_interval=data["monitor"]["poll_interval"],
             backfill=data["monitor"]["backfill"],
+            trusted_proxies=tuple(data["monitor"]["trusted_proxies"]),
         ),
-        detect=DetectConfig(
-            failed_auth_threshold=data["detect"]["failed_auth_threshold"],
-            failed_auth_window=data["detect"]["failed_auth_window"],
-            probe_threshold=data["detect"]["probe_threshold"],
-            scan_distinct_paths=data["detect"]["scan_distinct_paths"],
-            scan_window=float(data["detect"]["scan_window"]),
-            flood_per_minute=data["detect"]["flood_per_minute"],
-            trust_after_signin=float(data["detect"]["trust_after_signin"]),
-            trusted_factor=data["detect"]["trusted_factor"],
-        ),
+        detect=DetectConfig(**data["detect"]),
         database=resolve(data["storage"]["database"]),
         retention_days=data["storage"]["retention_days"],
         firewall=_firewall(data["firewall"], resolve),
         audit=_audit(data["audit"], resolve, resolve(data["monitor"]["log_path"])),
+        geo=GeoConfig(mmdb=tuple(resolve(p) for p in data["geo"]["mmdb"]), cache_size=data["geo"]["cache_size"]),
+        sessions=SessionsConfig(**data["sessions"]),
+        plex_tv=PlexTvConfig(**data["plex_tv"]),
+        webhook=WebhookConfig(**data["webhook"]),
     )
 
 
@@ -293,8 +363,8 @@ def _audit(raw: dict[str, Any], resolve: Callable[[str], Path], log_path: Path) 
 
 
 def _firewall(fw: dict[str, Any], resolve: Callable[[str], Path]) -> FirewallConfig:
-    if fw.get("geoip_mode") and not (fw.get("geoip_source") and fw["geoip_countries"]):
-        raise ConfigError("invalid configuration at firewall.geoip_mode: needs geoip_source and geoip_countries")
+    if fw.get("geoip_mode") and not fw["geoip_countries"]:
+        raise ConfigError("invalid configuration at firewall.geoip_mode: needs geoip_countries")
     return FirewallConfig(
         backend=fw["backend"],
         mode=fw["mode"],
@@ -368,24 +438,12 @@ poll_interval = 0.05
 # At first start, read the rotated files (oldest first) and the whole live file instead of
 # only new lines. Replayed history is reported; only the last day's attacks ban.
 backfill = false
+# Reverse proxies in front of Plex (SWAG, Nginx Proxy Manager, Traefik, a Docker bridge): their
+# requests are judged by the client address they forward, and they are never banned.
+trusted_proxies = []
 
 [detect]
-# Unauthenticated 401/403 answers to one internet address (IPv6: one /64) within the window
-# (seconds) that make it an attacker. Benign token-less paths (Plexamp, timelines) do not count.
-failed_auth_threshold = 5
-failed_auth_window = 600
-# Attack paths (traversal, injection, admin panels, exploit paths) that make an attacker.
-probe_threshold = 2
-# Distinct missing (404) paths within scan_window seconds that make a scanner.
-scan_distinct_paths = 10
-scan_window = 60
-# Requests per minute from one address that make a flood.
-flood_per_minute = 600
-# An address that signed in successfully is trusted this long (seconds) and needs
-# trusted_factor times the evidence above before it is judged hostile.
-trust_after_signin = 86400
-trusted_factor = 4
-
+{_detect_section()}
 [firewall]
 # nft: the helper's own nftables table; fail2ban: ban through a running fail2ban's jail;
 # none: no enforcement.
@@ -422,6 +480,35 @@ docker_socket = "/var/run/docker.sock"
 [audit.accept]
 # Accepted deviations: finding key = "why". Keys are shown by `plex-security-helper audit`.
 # "docker.5.10.host_network:plex" = "Plex needs host networking for local discovery"
+
+[geo]
+# Country of every address comes from data packaged with the helper (Regional Internet
+# Registry assignments). Add MaxMind / DB-IP / IPinfo .mmdb files for better countries and for
+# network owners (ASN: needed to spot streams from hosting networks).
+mmdb = []
+
+[sessions]
+# Read Plex's current sessions every `interval` seconds (needs the Plex token) and alert on a
+# user from a new country, impossible travel, and streams from hosting networks.
+enabled = true
+interval = 30
+# Concurrent streams from outside the LAN one user may have (account sharing); 0: no limit.
+max_remote_streams_per_user = 0
+# Two countries at least travel_km apart within travel_hours: impossible travel.
+travel_hours = 6.0
+travel_km = 2000
+
+[plex_tv]
+# Opt-in: read the owner's plex.tv account (two-factor, shared users, devices) with the
+# server's own plex.tv token. The token is never stored elsewhere, logged or returned.
+enabled = false
+inactive_days = 90
+device_stale_days = 180
+
+[webhook]
+# Plex webhooks (Settings > Webhooks) to http://<helper>:<port>/api/v1/webhook/<secret>;
+# 16-128 letters, digits, _ or -. Empty: off.
+secret = ""
 
 [storage]
 database = {_toml_str(database)}

@@ -40,8 +40,14 @@ class AlertKind(StrEnum):
     SCAN = "scan"
     FLOOD = "flood"
     LOG_INJECTION = "log_injection"
+    SENSITIVE_REQUEST = "sensitive_request"
     NEW_LOCATION = "new_location"
     AUTH_BYPASS = "auth_bypass"
+    NEW_COUNTRY = "new_country"
+    IMPOSSIBLE_TRAVEL = "impossible_travel"
+    ACCOUNT_SHARING = "account_sharing"
+    HOSTING_STREAM = "hosting_stream"
+    NEW_DEVICE = "new_device"
     BANNED = "banned"
     UNBANNED = "unbanned"
 
@@ -80,8 +86,15 @@ KIND_INFO: dict[AlertKind, KindInfo] = {
     AlertKind.SCAN: KindInfo(Verdict.BAN, 70, "Path scan"),
     AlertKind.FLOOD: KindInfo(Verdict.BAN, 60, "Request flood"),
     AlertKind.LOG_INJECTION: KindInfo(Verdict.BAN, 90, "Forged log lines"),
+    AlertKind.SENSITIVE_REQUEST: KindInfo(Verdict.WATCH, 50, "Sensitive endpoint from the internet"),
     AlertKind.NEW_LOCATION: KindInfo(Verdict.WATCH, 30, "User from a new location"),
     AlertKind.AUTH_BYPASS: KindInfo(Verdict.WATCH, 90, "Password-free access from the internet"),
+    # Signed-in users: never banned for (the owner decides; stopping a stream is an action).
+    AlertKind.NEW_COUNTRY: KindInfo(Verdict.WATCH, 40, "User streaming from a new country"),
+    AlertKind.IMPOSSIBLE_TRAVEL: KindInfo(Verdict.WATCH, 70, "Impossible travel"),
+    AlertKind.ACCOUNT_SHARING: KindInfo(Verdict.WATCH, 50, "Too many remote streams for one user"),
+    AlertKind.HOSTING_STREAM: KindInfo(Verdict.WATCH, 50, "Stream from a hosting network"),
+    AlertKind.NEW_DEVICE: KindInfo(Verdict.WATCH, 40, "New device on the account"),
     AlertKind.BANNED: KindInfo(Verdict.INFO, 0, "Banned"),
     AlertKind.UNBANNED: KindInfo(Verdict.INFO, 0, "Unbanned"),
 }
@@ -113,6 +126,28 @@ class NetClass(StrEnum):
 
 # Classes Plex considers local; their 401s are the owner's own devices.
 LOCAL_CLASSES = frozenset({NetClass.LOOPBACK, NetClass.SUBNET, NetClass.ALLOWED_SUBNET})
+
+
+@dataclass(slots=True)
+class HttpEvent:
+    """A finished HTTP request: a Completed line joined with its Request line when seen.
+
+    ``ip`` is the client judged: the bracket address, or the forwarded address when the
+    bracket is a trusted proxy (``via`` then names the proxy; ``via == ip`` means the proxy
+    forwarded no usable address, and nobody is judged).
+    """
+
+    time: float
+    ip: str
+    port: int
+    net_class: NetClass
+    method: str
+    path: str
+    status: int
+    request_id: str | None
+    user: str | None
+    signed_in: bool
+    via: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +228,9 @@ class Ban:
     offences: int
     enforced: bool
     lifted: float | None = None
+    # "host": this host's firewall drops it; "proxy": the client came through a trusted reverse
+    # proxy, whose packets this host cannot drop for one client: enforce it at the proxy.
+    enforce_at: str = "host"
 
     def active(self, now: float) -> bool:
         """In force (or, in monitor mode, what would be in force) at *now*."""
@@ -209,4 +247,5 @@ class Ban:
             "origin": self.origin,
             "offences": self.offences,
             "enforced": self.enforced,
+            "enforce_at": self.enforce_at,
         }

@@ -15,41 +15,59 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from .audit.findings import AuditReport
+from .audit.versions import parse_version
 from .config import Config
 from .firewall.enforcer import Enforcer
-from .logwatch.detect import Detector, Verdicts, is_probe
 from .logwatch.inotify import FolderWatch, watch_folder
-from .logwatch.plexlog import LogParser, RequestJoiner
+from .logwatch.pipeline import Batch, Pipeline
 from .logwatch.tail import LogFollower, Position
-from .store import AddressTally, Store, open_store
+from .plex.geo import annotate
+from .store import Store, open_store
 
 _LOGGER = logging.getLogger(__name__)
 DAY = 86_400.0
 PURGE_INTERVAL = 3600.0
 RECONCILE_INTERVAL = 30.0
+WATCHED_POLL = 1.0  # seconds between safety-net polls while inotify reports changes
+# Lines that changed only totals are committed at most this often: a commit per Plex write costs
+# more CPU than the lines; an uncommitted position is read again after a crash (nothing lost).
+QUIET_COMMIT = 1.0
 MAX_FAILED_AUTH_ROWS = 2_000_000
 MAX_ADDRESS_ROWS = 1_000_000
 
 
 @dataclass(slots=True)
-class _Batch:
+class _Pending:
     """What one read produced, until it is committed."""
 
-    verdicts: Verdicts
-    lines: int
-    access: int = 0
-    last_time: float | None = None
-    position: Position | None = None
-    tallies: dict[str, AddressTally] = field(default_factory=dict)
+    batch: Batch
+    position: Position | None
+    carry: list[str] = field(default_factory=list)
 
-    def tally(self, ip: str, when: float) -> AddressTally:
-        """The running counts of *ip* in this batch."""
-        found = self.tallies.get(ip)
-        if found is None:
-            found = self.tallies[ip] = AddressTally(first_seen=when, last_seen=when)
-        found.first_seen = min(found.first_seen, when)
-        found.last_seen = max(found.last_seen, when)
-        return found
+    @property
+    def eventful(self) -> bool:
+        """Whether it holds more than totals: a failed login, an alert or a learnt network."""
+        verdicts = self.batch.verdicts
+        return bool(verdicts.failures or verdicts.alerts or verdicts.learned)
+
+    def absorb(self, later: _Pending) -> None:
+        """Take in the batch read after this one (its position and carry are the newer ones)."""
+        mine, theirs = self.batch, later.batch
+        mine.verdicts.failures += theirs.verdicts.failures
+        mine.verdicts.alerts += theirs.verdicts.alerts
+        mine.verdicts.learned += theirs.verdicts.learned
+        for ip, tally in theirs.tallies.items():
+            if ip in mine.tallies:
+                mine.tallies[ip].add(tally)
+            else:
+                mine.tallies[ip] = tally
+        mine.lines += theirs.lines
+        mine.access += theirs.access
+        mine.parse_failures += theirs.parse_failures
+        mine.unverified += theirs.unverified
+        mine.last_time = theirs.last_time if theirs.last_time is not None else mine.last_time
+        self.position, self.carry = later.position, later.carry
 
 
 class Monitor:
@@ -60,10 +78,8 @@ class Monitor:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plex-security-worker")
         self._store: Store | None = None
         self._follower: LogFollower | None = None
-        self._parser = LogParser()
-        self._joiner = RequestJoiner()
-        self._detector = Detector(config.detect)
-        self.enforcer = Enforcer(config.firewall)
+        self.pipeline = Pipeline(config.detect, trusted_proxies=config.monitor.trusted_proxies)
+        self.enforcer = Enforcer(config.firewall, config.monitor.trusted_proxies)
         self._next_reconcile = 0.0
         self._task: asyncio.Task[None] | None = None
         self._new_alert = asyncio.Condition()
@@ -77,7 +93,13 @@ class Monitor:
         self._rate_window: list[tuple[float, int]] = []
         self._committed: Position | None = None
         self._closing = False
-        self._pending: _Batch | None = None
+        self._pending: _Pending | None = None
+        self._quiet: _Pending | None = None  # uneventful lines waiting for QUIET_COMMIT
+        self._quiet_since = 0.0
+        self.unverified = 0
+        # Read off the detector on the worker thread after each batch (it is not thread-safe).
+        self.probable_proxies: list[str] = []
+        self.tracked_sources = 0
         self.database_notice: str | None = None
         # inotify wakes the follow loop as soon as Plex writes; the poll interval stays as the
         # fallback (no inotify, a folder that does not exist yet, a mount that never reports).
@@ -85,6 +107,12 @@ class Monitor:
         self._wake = asyncio.Event()
         self._next_watch_try = 0.0
         self._watch_problem = ""
+
+    def learn_audit(self, report: AuditReport) -> None:
+        """Keep the running Plex build, so an exploit attempt on an affected build is critical."""
+        version = report.facts.get("plex_version")
+        # One assignment of an immutable tuple: the worker thread reads the old or the new one.
+        self.pipeline.detector.plex_version = parse_version(str(version)) if version else None
 
     async def run_in_worker[T](self, func: Callable[..., T], *args: Any) -> T:
         """Run *func* on the worker thread that owns the database."""
@@ -104,10 +132,13 @@ class Monitor:
         summary = await self.run_in_worker(store.alert_summary, time.time() - DAY)
         # Nothing learnt is lost to a restart: users' networks, and failures still in their window.
         networks = await self.run_in_worker(store.user_networks)
-        since = time.time() - self._config.detect.failed_auth_window
-        recent = await self.run_in_worker(store.failures_since, since)
-        quiet = await self.run_in_worker(store.alert_keys_since, since)
-        self._detector.restore(networks, recent, quiet)
+        now = time.time()
+        recent = await self.run_in_worker(store.failures_since, now - self._config.detect.slow_window)
+        quiet = await self.run_in_worker(store.alert_keys_since, now - self._config.detect.slow_window)
+        self.pipeline.detector.restore(networks, recent, quiet)
+        # Lines of a client's log write that was still open at the last commit (logwrites.py).
+        self.pipeline.feed(await self.run_in_worker(store.carry))
+        self.pipeline.take()
         # Bans come back before the first new line is judged, with their remaining time.
         await self.run_in_worker(self.enforcer.start, store, time.time())
         await self.run_in_worker(self._ban_unhandled)
@@ -148,6 +179,8 @@ class Monitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._stop_watch()
+        with contextlib.suppress(Exception):  # a full disk: the lines are read again at start
+            await self.run_in_worker(self._flush_quiet)
         if self._follower is not None:
             await self.run_in_worker(self._follower.close)
         if self._store is not None:
@@ -175,33 +208,27 @@ class Monitor:
         if self._pending is not None:
             return self._commit(self._pending)
         lines = self._follower.read_lines()
-        if not lines and self._follower.position == self._committed:
+        if not lines and self._follower.position == self._committed and self._quiet is None:
             return 0, self.last_seq
-        batch = _Batch(verdicts=Verdicts(), lines=len(lines))
-        for line in lines:
-            rec = self._parser.parse(line)
-            if rec is None:
-                if "Request: [" in line or "Completed: [" in line or "connection close: [" in line:
-                    self.parse_failures += 1  # looks like an access line, yet did not parse
-                continue
-            batch.access += 1
-            batch.last_time = rec.time
-            event = self._joiner.feed(rec)
-            if event is not None and not event.suspect:
-                tally = batch.tally(event.ip, event.time)
-                tally.requests += 1
-                tally.probes += is_probe(event.path)
-                self._detector.feed(event, batch.verdicts)
-        for failure in batch.verdicts.failures:
-            batch.tally(failure.ip, failure.time).failed_auth += 1
-        # One alert per ban period: not again for a source that is banned (issue 16).
-        batch.verdicts.alerts = self.enforcer.unbanned_sources(self._store, batch.verdicts.alerts, time.time())
-        for alert in batch.verdicts.alerts:
-            tally = batch.tally(alert.ip, alert.time)
-            tally.alerts += 1
-            tally.last_alert = alert.kind
-        batch.position = self._follower.position
-        return self._commit(batch)
+        self.pipeline.feed(lines)
+        pending = _Pending(self.pipeline.take(), self._follower.position, self.pipeline.carry())
+        now = time.monotonic()
+        if self._quiet is not None:
+            self._quiet.absorb(pending)
+            pending = self._quiet
+        elif not pending.eventful:
+            self._quiet_since = now
+        if not pending.eventful and now - self._quiet_since < QUIET_COMMIT and not self._closing:
+            self._quiet = pending
+            return len(lines), self.last_seq
+        self._quiet = None
+        return self._commit(pending)
+
+    def _flush_quiet(self) -> None:
+        """Commit the lines that wait for QUIET_COMMIT (at shutdown). Worker thread only."""
+        if self._quiet is not None:
+            pending, self._quiet = self._quiet, None
+            self._commit(pending)
 
     def _ban_unhandled(self) -> None:
         """Act on alerts stored before a crash cut off their bans (worker thread).
@@ -217,18 +244,26 @@ class Monitor:
             self.enforcer.auto_ban(self._store, unhandled, now)
         self._store.set_ban_cursor(self._store.last_seq())
 
-    def _commit(self, batch: _Batch) -> tuple[int, int]:
+    def _commit(self, pending: _Pending) -> tuple[int, int]:
         assert self._store is not None
+        batch = pending.batch
         verdicts = batch.verdicts
+        # One alert per ban period: not again for a source that is banned (issue 16).
+        verdicts.alerts = self.enforcer.unbanned_sources(self._store, verdicts.alerts, time.time())
         try:
             stored = self._store.commit_batch(
-                verdicts.failures, verdicts.alerts, batch.position, verdicts.learned, batch.tallies
+                verdicts.failures,
+                [annotate(a) for a in verdicts.alerts],  # the country of each address, offline
+                pending.position,
+                verdicts.learned,
+                batch.tallies,
+                pending.carry,
             )
         except Exception:
-            self._pending = batch
+            self._pending = pending
             raise
         self._pending = None
-        self._committed = batch.position
+        self._committed = pending.position
         if stored:
             now = time.time()
             # Replayed history (backfill) informs; only what happened within a day bans.
@@ -236,6 +271,10 @@ class Monitor:
             self._store.set_ban_cursor(self._store.last_seq())
         self.lines += batch.lines
         self.access_lines += batch.access
+        self.parse_failures += batch.parse_failures
+        self.unverified += batch.unverified
+        self.probable_proxies = self.pipeline.detector.probable_proxies()
+        self.tracked_sources = self.pipeline.detector.tracked_sources
         if batch.last_time is not None:
             self.last_line_time = batch.last_time
         return batch.lines, self._store.last_seq() if stored else self.last_seq
@@ -268,7 +307,10 @@ class Monitor:
                 self._try_watch()
             if count == 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), interval)
+                    # inotify wakes the loop as Plex writes: the poll is then only a safety net.
+                    await asyncio.wait_for(
+                        self._wake.wait(), interval if self._watch is None else max(interval, WATCHED_POLL)
+                    )
 
     async def _reconcile(self) -> None:
         try:
@@ -333,6 +375,11 @@ class Monitor:
             "lines_per_minute": self.lines_per_minute(),
             "lines_per_second": round(self.lines_per_minute() / 60, 2),
             "parse_failures": self.parse_failures,
+            "unverified_events": self.unverified,
+            "forged_lines": self.pipeline.guard.forged_lines,
+            "trusted_proxies": [str(n) for n in self._config.monitor.trusted_proxies],
+            "probable_proxies": self.probable_proxies,
+            "tracked_sources": self.tracked_sources,
             "oversized_lines": follower.oversized_lines if follower else 0,
             "rotations": follower.rotations if follower else 0,
             "last_line_time": self.last_line_time,

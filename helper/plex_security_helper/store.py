@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS bans (
     created REAL NOT NULL, expires REAL NOT NULL,
     reason TEXT NOT NULL, origin TEXT NOT NULL,
     offences INTEGER NOT NULL, enforced INTEGER NOT NULL,
-    lifted REAL
+    lifted REAL, enforce_at TEXT NOT NULL DEFAULT 'host'
 );
 CREATE INDEX IF NOT EXISTS bans_expires ON bans (expires);
 CREATE TABLE IF NOT EXISTS user_networks (
@@ -54,6 +54,11 @@ CREATE TABLE IF NOT EXISTS addresses (
     alerts INTEGER NOT NULL, last_alert TEXT
 );
 CREATE INDEX IF NOT EXISTS addresses_last_seen ON addresses (last_seen);
+CREATE TABLE IF NOT EXISTS user_countries (
+    user TEXT NOT NULL, country TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+    last_ip TEXT NOT NULL, PRIMARY KEY (user, country)
+);
+CREATE TABLE IF NOT EXISTS account_devices (id TEXT PRIMARY KEY, name TEXT NOT NULL, first_seen REAL NOT NULL);
 """
 
 
@@ -63,6 +68,9 @@ _ADDRESS_FIELDS = ("first_seen", "last_seen", "requests", "failed_auth", "probes
 def _sql_list(kinds: Iterable[str]) -> str:
     """An SQL list literal of alert kinds: the vocabulary's own words, never client data."""
     return ", ".join(f"'{kind}'" for kind in kinds)
+
+
+_BAN_COLUMNS = "target, created, expires, reason, origin, offences, enforced, lifted, enforce_at"
 
 
 def _ban(row: tuple[Any, ...]) -> Ban:
@@ -75,6 +83,7 @@ def _ban(row: tuple[Any, ...]) -> Ban:
         offences=row[5],
         enforced=bool(row[6]),
         lifted=row[7],
+        enforce_at=row[8],
     )
 
 
@@ -122,6 +131,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(bans)")}
+        if "enforce_at" not in columns:  # a database from before proxied clients were told apart
+            self._db.execute("ALTER TABLE bans ADD COLUMN enforce_at TEXT NOT NULL DEFAULT 'host'")
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         # A database from before the cursor existed has had its alerts judged already.
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('ban_cursor', ?)", (str(self.last_seq()),))
@@ -138,13 +150,14 @@ class Store:
         data = json.loads(row[0])
         return Position(inode=int(data["inode"]), offset=int(data["offset"]))
 
-    def commit_batch(
+    def commit_batch(  # noqa: PLR0917 - the batch's parts, in the order they are written
         self,
         failures: Iterable[FailedAuth],
         alerts: list[Alert],
         position: Position | None,
         learned: Iterable[tuple[str, str, float]] = (),
         tallies: Mapping[str, AddressTally] | None = None,
+        carry: list[str] | None = None,
     ) -> list[Alert]:
         """Record a batch of derived facts and the position after it atomically; return stored alerts.
 
@@ -193,7 +206,15 @@ class Store:
                     "INSERT OR REPLACE INTO meta VALUES ('position', ?)",
                     (json.dumps({"inode": position.inode, "offset": position.offset}),),
                 )
+                # Lines the pipeline still holds (an open log write) go with the position.
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('carry', ?)", (json.dumps(carry or []),))
         return stored
+
+    def carry(self) -> list[str]:
+        """The lines committed as still held by the pipeline (fed again at start)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'carry'").fetchone()
+        lines = json.loads(row[0]) if row else []
+        return [str(line) for line in lines] if isinstance(lines, list) else []
 
     def failed_auth_by_ip(self, since: float) -> dict[str, int]:
         """Failed logins per address since *since* (epoch seconds)."""
@@ -288,7 +309,7 @@ class Store:
     def ban(self, target: str) -> Ban | None:
         """The latest ban record of *target*, active or not."""
         row = self._db.execute(
-            "SELECT target, created, expires, reason, origin, offences, enforced, lifted FROM bans WHERE target = ?",
+            f"SELECT {_BAN_COLUMNS} FROM bans WHERE target = ?",  # noqa: S608 - our own column list
             (target,),
         ).fetchone()
         return _ban(row) if row else None
@@ -317,10 +338,19 @@ class Store:
         """Record bans (one transaction), replacing earlier records of the same targets."""
         with self._db:
             self._db.executemany(
-                "INSERT OR REPLACE INTO bans (target, created, expires, reason, origin, offences, enforced, lifted)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO bans ({_BAN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
                 (
-                    (b.target, b.created, b.expires, b.reason, b.origin, b.offences, int(b.enforced), b.lifted)
+                    (
+                        b.target,
+                        b.created,
+                        b.expires,
+                        b.reason,
+                        b.origin,
+                        b.offences,
+                        int(b.enforced),
+                        b.lifted,
+                        b.enforce_at,
+                    )
                     for b in bans
                 ),
             )
@@ -337,7 +367,7 @@ class Store:
     def active_bans(self, now: float, limit: int = 1_000_000) -> list[Ban]:
         """Bans in force at *now*, soonest to expire last."""
         rows = self._db.execute(
-            "SELECT target, created, expires, reason, origin, offences, enforced, lifted FROM bans"
+            f"SELECT {_BAN_COLUMNS} FROM bans"  # noqa: S608 - our own column list
             " WHERE lifted IS NULL AND expires > ? ORDER BY created DESC LIMIT ?",
             (now, limit),
         )
@@ -353,7 +383,8 @@ class Store:
     def pending_bans(self, now: float) -> int:
         """Active bans the backend has not confirmed yet."""
         row = self._db.execute(
-            "SELECT COUNT(*) FROM bans WHERE lifted IS NULL AND expires > ? AND enforced = 0", (now,)
+            "SELECT COUNT(*) FROM bans WHERE lifted IS NULL AND expires > ? AND enforced = 0 AND enforce_at = 'host'",
+            (now,),
         ).fetchone()
         return int(row[0])
 
@@ -385,3 +416,35 @@ class Store:
         """(kind, ip, time, user) of the alerts since *since*, for the detector's quiet periods."""
         rows = self._db.execute("SELECT kind, ip, ts, detail FROM alerts WHERE ts >= ?", (since,))
         return [(r[0], r[1], r[2], str(json.loads(r[3]).get("user", "") or "")) for r in rows]
+
+    def record_sessions(self, seen: Iterable[tuple[str, str, str, float]], alerts: list[Alert]) -> list[Alert]:
+        """Remember where users streamed from, (user, country, ip, time), and store the session alerts."""
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO user_countries VALUES (?, ?, ?, ?, ?) ON CONFLICT (user, country) DO UPDATE SET"
+                " last_seen = MAX(last_seen, excluded.last_seen), last_ip = excluded.last_ip",
+                ((user, country, when, when, ip) for user, country, ip, when in seen),
+            )
+        return self.commit_batch((), alerts, None) if alerts else []
+
+    def user_countries(self) -> list[tuple[str, str, float, float, str]]:
+        """(user, country, first_seen, last_seen, last_ip) of every user's streams, oldest last seen first."""
+        rows = self._db.execute(
+            "SELECT user, country, first_seen, last_seen, last_ip FROM user_countries ORDER BY last_seen"
+        )
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def purge_user_countries(self, before: float) -> int:
+        """Forget countries a user has not streamed from since *before*."""
+        with self._db:
+            return self._db.execute("DELETE FROM user_countries WHERE last_seen < ?", (before,)).rowcount
+
+    def account_devices(self) -> set[str]:
+        """Ids of the plex.tv devices already seen on the owner's account."""
+        return {r[0] for r in self._db.execute("SELECT id FROM account_devices")}
+
+    def record_devices(self, devices: Iterable[tuple[str, str, float]], alerts: list[Alert]) -> list[Alert]:
+        """Remember (id, name, first seen) of the account's devices and store the new-device alerts."""
+        with self._db:
+            self._db.executemany("INSERT OR IGNORE INTO account_devices VALUES (?, ?, ?)", devices)
+        return self.commit_batch((), alerts, None) if alerts else []

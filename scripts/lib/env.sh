@@ -18,12 +18,10 @@ find_python313() {
     return 1
 }
 
-# Recreate or update .venv only when the requirements (or the compiled scan's source, which
-# the editable install builds in place) changed since it was built.
+# Recreate or update .venv only when the requirements changed since it was built.
 ensure_venv() {
     local stamp want py
-    want=$(cat "$ROOT/requirements_test.txt" "$ROOT/helper/pyproject.toml" "$ROOT/helper/setup.py" \
-        "$ROOT/helper/plex_security_helper/logwatch/_fastscan.c" | sha256sum | cut -d' ' -f1)
+    want=$(cat "$ROOT/requirements_test.txt" "$ROOT/helper/pyproject.toml" | sha256sum | cut -d' ' -f1)
     stamp="$VENV/.requirements.sha256"
     if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
@@ -38,19 +36,6 @@ ensure_venv() {
     "$VENV/bin/python" -m pip install --quiet -r "$ROOT/requirements_test.txt"
     "$VENV/bin/python" -m pip install --quiet -e "$ROOT/helper"
     echo "$want" >"$stamp"
-}
-
-# The compiled scan is optional for users (no compiler: scan runs on the Python code), but the
-# tests compare it with the reference, so scripts/test needs it: build it if the venv predates
-# the compiler, and stop loudly when it does not build.
-ensure_compiled_scan() {
-    local probe='import plex_security_helper.logwatch._fastscan'
-    "$VENV/bin/python" -c "$probe" 2>/dev/null && return 0
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT/helper"
-    "$VENV/bin/python" -c "$probe" 2>/dev/null && return 0
-    echo "error: the compiled scan (helper/plex_security_helper/logwatch/_fastscan.c) does not build:" >&2
-    "$VENV/bin/python" -m pip install -v -e "$ROOT/helper" 2>&1 | grep -iE -B2 -A6 'error' >&2 || true
-    return 1
 }
 
 # Install the Debian packages that are missing (needs root; skipped with a note otherwise).
@@ -88,8 +73,10 @@ ensure_tool_venv() {
 HA_NEXT_VENV="$ROOT/.venv-ha2026"
 HA_NEXT_SPEC="homeassistant==2026.2.3 pytest-homeassistant-custom-component==0.13.316 hypothesis==6.170.17"
 ensure_ha_next_venv() {
-    local py
-    if [ -x "$HA_NEXT_VENV/bin/python" ] && [ "$(cat "$HA_NEXT_VENV/.spec" 2>/dev/null)" = "$HA_NEXT_SPEC" ]; then
+    local py want
+    # The helper's own dependencies come along (the HA tests start a real helper).
+    want="$HA_NEXT_SPEC $(sha256sum "$ROOT/helper/pyproject.toml" | cut -d' ' -f1)"
+    if [ -x "$HA_NEXT_VENV/bin/python" ] && [ "$(cat "$HA_NEXT_VENV/.spec" 2>/dev/null)" = "$want" ]; then
         return 0
     fi
     py=$(find_python313)
@@ -102,5 +89,5 @@ ensure_ha_next_venv() {
     # shellcheck disable=SC2086 # the spec is a list of requirements
     "$HA_NEXT_VENV/bin/python" -m pip install --quiet --ignore-requires-python $HA_NEXT_SPEC
     "$HA_NEXT_VENV/bin/python" -m pip install --quiet --ignore-requires-python -e "$ROOT/helper"
-    echo "$HA_NEXT_SPEC" >"$HA_NEXT_VENV/.spec"
+    echo "$want" >"$HA_NEXT_VENV/.spec"
 }

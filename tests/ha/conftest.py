@@ -112,7 +112,7 @@ def config_entry(helper: HelperProcess) -> MockConfigEntry:
 @pytest.fixture
 async def plex(socket_enabled: None) -> AsyncIterator[tuple[PlexState, int]]:
     """The Plex emulator on loopback: claimed, a vulnerable version, remote access mapped."""
-    state = PlexState(token=PLEX_TOKEN, version="1.43.2.9000-abc", claimed=True)
+    state = PlexState(token=PLEX_TOKEN, version="1.43.3.10861-abc", claimed=True)
     runner = web.AppRunner(create_plex_app(state))
     await runner.setup()
     port = free_port()

@@ -50,12 +50,12 @@ async def test_repairs_appear_and_clear_themselves(
     issue = ir.async_get(hass).async_get_issue(DOMAIN, f"vulnerable_version_{ENTRY_ID}")
     assert issue is not None
     assert issue.severity is ir.IssueSeverity.ERROR
-    assert issue.translation_placeholders == {"server": "Plex Security (127.0.0.1)", "version": "1.43.2.9000-abc"}
+    assert issue.translation_placeholders == {"server": "Plex Security (127.0.0.1)", "version": "1.43.3.10861-abc"}
 
     # The owner updates Plex and narrows allowedNetworks, but turns debug logging off and the
     # server loses its claim while remote access stays mapped.
     state, _ = plex
-    state.version = "1.43.3.10900-abc"
+    state.version = "1.43.4.10903-abc"
     state.claimed = False
     (audited.root / "Preferences.xml").write_text(
         f'<Preferences allowedNetworks="192.168.1.0/24" logDebug="0" PlexOnlineToken="{PLEX_TOKEN}"/>'
@@ -144,7 +144,7 @@ async def test_unavailable_then_available_logs_once_each(
     for _ in range(2):
         await coordinator.async_refresh()
     await asyncio.sleep(0)
-    assert state_of(hass, "sensor.plex_security_127_0_0_1_security_score") == "9"
+    assert state_of(hass, "sensor.plex_security_127_0_0_1_security_score") == "21"
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("custom_components.plex_security")]
     assert len([m for m in messages if m.startswith("Error fetching plex_security data")]) == 1
     assert len([m for m in messages if m == "Fetching plex_security data recovered"]) == 1

@@ -87,10 +87,16 @@ def test_audit_report_status_sections_and_rate_limit(audited: HelperProcess) -> 
     assert "198.51.100.0/24" in findings["plex.allowed_networks_public"]["evidence"]
     assert findings["plex.unclaimed"]["severity"] == "critical"  # unclaimed and mapped
     assert {k for k in findings if k.startswith("plex.vulnerable_version")} >= {
-        "plex.vulnerable_version:CVE-2020-5741",
+        "plex.vulnerable_version:PLEX-SSDP-REFLECTION",
         "plex.vulnerable_version:PLEX-2026-09",
     }
     assert "plex.vulnerable_version:CVE-2019-19141" not in findings  # fixed in 1.18.2.2041
+    assert "plex.vulnerable_version:CVE-2020-5741" not in findings  # Windows only; this helper runs on Linux
+    assert (
+        "https://www.cve.org/CVERecord?id=CVE-2021-33959"
+        in findings["plex.vulnerable_version:PLEX-SSDP-REFLECTION"]["references"]
+    )
+    assert findings["plex.tv_advisory:PLEX-TV-BREACH-2025"]["severity"] == "info"
     assert findings["plex.gdm_enabled"]["accepted"] is True
     assert findings["plex.gdm_enabled"]["accepted_reason"] == "the LAN needs discovery"
     assert body["report"]["score"] == 0

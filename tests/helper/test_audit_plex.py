@@ -3,6 +3,7 @@ exact boundaries of the shipped table, and the remediation script."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -180,33 +181,50 @@ def test_the_remediation_script_quotes_hostile_paths_and_passes_shellcheck(tmp_p
     assert logs.is_dir()
 
 
+def _below(v: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The last build before *v* (``1.19.3`` → ``1.19.2.99999``)."""
+    return (*v[:3], v[3] - 1) if v[3] else (v[0], v[1], v[2] - 1, 99999)
+
+
+def _flagged(version: str) -> set[str]:
+    """Ids of the rows reported as affecting *version* (plex.tv rows never are)."""
+    return {f.subject for f in version_findings(version) if f.id == "plex.vulnerable_version"}
+
+
 @pytest.mark.parametrize("entry", load_vulnerabilities(), ids=lambda v: v.id)
 def test_versions_at_the_exact_boundaries(entry: object) -> None:
     from plex_security_helper.audit.versions import Vulnerability, format_version
 
     assert isinstance(entry, Vulnerability)
+    assert entry.references, "every row cites its advisory"
+    if entry.side == "plex.tv":  # informational on every build, never "affecting" one
+        for version in ("0.9.9.2", "1.19.2.9999", "1.43.4.10903"):
+            assert entry.id not in _flagged(version)
+            info = [f for f in version_findings(version) if f.subject == entry.id]
+            assert [(f.id, f.severity) for f in info] == [("plex.tv_advisory", Severity.INFO)]
+            assert set(entry.references) <= set(info[0].references)
+        return
     if entry.platform == "windows":  # a Linux server is never flagged for Windows-only flaws
         assert entry.fixed is not None
-        below = (*entry.fixed[:3], entry.fixed[3] - 1)
+        below = _below(entry.fixed)
         assert entry.affects(below, "windows")
         assert not entry.affects(below, "linux")
-        assert entry.id not in {r for f in version_findings(format_version(below)) for r in f.references}
+        assert entry.id not in _flagged(format_version(below))
         return
     if entry.fixed is not None:
         fixed = entry.fixed
-        below = (*fixed[:3], fixed[3] - 1) if fixed[3] else (fixed[0], fixed[1], fixed[2] - 1, 99999)
-        assert entry.id not in {r for f in version_findings(format_version(fixed)) for r in f.references}
+        below = _below(fixed)
+        assert entry.id not in _flagged(format_version(fixed))
         if entry.affected_min is None or below >= entry.affected_min:
-            assert entry.id in {r for f in version_findings(format_version(below)) for r in f.references}
+            assert entry.id in _flagged(format_version(below))
     if entry.affected_max is not None:
         last = entry.affected_max
         after = (*last[:3], last[3] + 1)
-        assert entry.id in {r for f in version_findings(format_version(last)) for r in f.references}
-        assert entry.id not in {r for f in version_findings(format_version(after)) for r in f.references}
+        assert entry.id in _flagged(format_version(last))
+        assert entry.id not in _flagged(format_version(after))
     if entry.affected_min is not None and entry.affected_min > (0, 0, 0, 0):
-        low = entry.affected_min
-        before = (*low[:3], low[3] - 1) if low[3] else (low[0], low[1], low[2] - 1, 99999)
-        assert entry.id not in {r for f in version_findings(format_version(before)) for r in f.references}
+        before = _below(entry.affected_min)
+        assert entry.id not in _flagged(format_version(before))
 
 
 def test_version_parsing_and_a_current_server() -> None:
@@ -214,8 +232,75 @@ def test_version_parsing_and_a_current_server() -> None:
     assert parse_version("1.19.3") == (1, 19, 3, 0)
     assert parse_version("garbage") is None
     assert [f.id for f in version_findings("nonsense")] == ["plex.version_unknown"]
-    assert version_findings("1.43.3.10900-abc") == []
-    assert {f.subject for f in version_findings("1.43.3.10828-abc")} == {"PLEX-2026-09-10828"}
+    current = version_findings("1.43.4.10903-e5521bd8c")
+    assert current and {f.id for f in current} == {"plex.tv_advisory"}  # information only
+    assert {f.severity for f in current} == {Severity.INFO}
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        # The advisory's fix landed in 10861, not in the first 1.43.3 build.
+        ("1.43.2.10500", {"PLEX-2026-09", "PLEX-2026-ZENOFEX-10896", "PLEX-2026-ZENOFEX-10903"}),
+        ("1.43.3.10828-00f62d37d", {"PLEX-2026-09", "PLEX-2026-ZENOFEX-10896", "PLEX-2026-ZENOFEX-10903"}),
+        ("1.43.3.10860", {"PLEX-2026-09", "PLEX-2026-ZENOFEX-10896", "PLEX-2026-ZENOFEX-10903"}),
+        ("1.43.3.10861-07dfddaeb", {"PLEX-2026-ZENOFEX-10896", "PLEX-2026-ZENOFEX-10903"}),
+        ("1.43.3.10895", {"PLEX-2026-ZENOFEX-10896", "PLEX-2026-ZENOFEX-10903"}),
+        ("1.43.3.10896-cb3ebc72d", {"PLEX-2026-ZENOFEX-10903"}),
+        ("1.43.4.10902", {"PLEX-2026-ZENOFEX-10903"}),
+        ("1.43.4.10903-e5521bd8c", set()),
+        # No fix published for the /myplex/account flaws: affected through the last named build.
+        ("1.42.2.10156", {"CVE-2025-69414", "PLEX-2026-09", "PLEX-2026-ZENOFEX-10896", "PLEX-2026-ZENOFEX-10903"}),
+        ("1.42.1.10060", {"CVE-2025-69414", "PLEX-2026-09", "PLEX-2026-ZENOFEX-10896", "PLEX-2026-ZENOFEX-10903"}),
+        (
+            "1.42.0.9999",
+            {"CVE-2025-34158", "CVE-2025-69414", "PLEX-2026-09", "PLEX-2026-ZENOFEX-10896", "PLEX-2026-ZENOFEX-10903"},
+        ),
+    ],
+)
+def test_builds_around_each_fix(version: str, expected: set[str]) -> None:
+    assert _flagged(version) == expected
+
+
+def test_findings_carry_references_and_say_when_no_fix_exists() -> None:
+    by_id = {f.subject: f for f in version_findings("1.42.2.10156")}
+    myplex = by_id["CVE-2025-69414"]
+    assert "no fix published yet" in myplex.evidence
+    assert "No fixed build is published" in myplex.remediation
+    assert {"CVE-2025-69414", "CVE-2025-69415", "https://www.cve.org/CVERecord?id=CVE-2025-69415"} <= set(
+        myplex.references
+    )
+    advisory = by_id["PLEX-2026-09"]
+    assert "fixed in 1.43.3.10861" in advisory.evidence
+    assert advisory.remediation == "Update Plex Media Server to 1.43.3.10861 or newer."
+    assert "CVE-2026-96652" in advisory.references
+    assert any(r.startswith("https://") for r in advisory.references)
+    # Windows-only rows stay out of a Linux audit, and a Windows audit sees them.
+    assert "CVE-2020-5741" not in _flagged("1.19.2.2600")
+    assert "CVE-2020-5741" in {f.subject for f in version_findings("1.19.2.2600", "windows")}
+
+
+def test_the_shipped_comment_documents_every_field_the_rows_use() -> None:
+    from importlib import resources
+
+    doc = json.loads((resources.files("plex_security_helper") / "data" / "plex_cves.json").read_text())
+    used = {key for row in doc["vulnerabilities"] for key in row} - {"id", "title"}
+    assert {key for key in used if f"'{key}'" not in doc["comment"]} == set()
+
+
+def test_the_table_refuses_rows_that_would_mislead() -> None:
+    def table(**row: object) -> str:
+        return json.dumps({"vulnerabilities": [{"id": "X", "severity": "high", "title": "t", **row}]})
+
+    with pytest.raises(ValueError, match="flag every build"):
+        load_vulnerabilities(table(fixed=None))
+    with pytest.raises(ValueError, match="no server versions"):
+        load_vulnerabilities(table(side="plex.tv", fixed="1.2.3.4"))
+    with pytest.raises(ValueError, match="side"):
+        load_vulnerabilities(table(side="cloud", fixed="1.2.3.4"))
+    with pytest.raises(ValueError, match="unparseable"):
+        load_vulnerabilities(table(fixed="latest"))
+    assert load_vulnerabilities(table(side="plex.tv"))[0].affects((0, 0, 0, 1)) is False
 
 
 @pytest.fixture
@@ -276,18 +361,19 @@ async def test_claimed_and_mapping_states(
 
 
 @pytest.mark.parametrize(
-    ("version", "vulnerable"), [("1.19.2.9999-x", True), ("1.43.2.9999-x", True), ("1.43.3.10900-x", False)]
+    ("version", "vulnerable"), [("1.19.2.9999-x", True), ("1.43.2.9999-x", True), ("1.43.4.10903-x", False)]
 )
 async def test_version_from_the_emulator(plex: tuple[PlexState, str], version: str, vulnerable: bool) -> None:
     state, url = plex
     state.version = version
     async with aiohttp.ClientSession() as session:
         identity = await PlexClient(session, url, None).identity()  # /identity needs no token
-    assert bool(version_findings(identity.version)) is vulnerable
+    assert bool(_flagged(identity.version)) is vulnerable
 
 
 async def test_the_emulator_writes_plex_format_log_lines(plex: tuple[PlexState, str], tmp_path: Path) -> None:
-    from plex_security_helper.logwatch.plexlog import LogParser, RequestJoiner
+    from plex_security_helper.logwatch.join import RequestJoiner
+    from plex_security_helper.logwatch.plexlog import LogParser
 
     state, url = plex
     state.log_path = tmp_path / "Plex Media Server.log"

@@ -176,7 +176,7 @@ def test_scan_cli_json_shape(tmp_path: Path) -> None:
     assert doc["lines"] == len(lines) + 1
     assert doc["parsed"] == len(lines)
     for row in doc["addresses"]:
-        assert set(row) == {"ip", "verdict", "failed_auth", "probes", "requests", "reasons"}
+        assert set(row) == {"ip", "verdict", "failed_auth", "probes", "requests", "alerts", "reasons"}
         assert row["verdict"] in {"ban", "watch", "ok"}
     # Split across rotated files, the verdicts are those of one continuous log.
     whole = ScanReport.as_json(scan_lines(lines, DEFAULTS))

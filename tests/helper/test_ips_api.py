@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import iptocc
+
 from tests.helper.contract import validate_response
 from tests.helperproc import HelperProcess
 from tests.plexlines import exchange, failed_login
@@ -60,3 +62,18 @@ def test_not_one_address_is_refused(helper: HelperProcess) -> None:
         if status == 400:
             validate_response(spec, PATH, 400, body)
             assert body["error"] == "invalid_address"
+
+
+def test_an_address_has_its_country_and_status_the_data_age(helper: HelperProcess) -> None:
+    body = report(helper, "9.9.9.9")  # looked up in the data only
+    assert body["place"] == {
+        "country": iptocc.country_code("9.9.9.9"),
+        "asn": None,
+        "network_owner": None,
+        "hosting": None,
+    }
+    assert report(helper, "192.168.1.5")["place"]["country"] is None
+    spec = helper.get("/api/v1/openapi.json")
+    status = helper.get("/api/v1/status")
+    validate_response(spec, "/api/v1/status", 200, status)
+    assert status["geo"]["package"].startswith("iptocc ") and status["geo"]["age_days"] >= 0

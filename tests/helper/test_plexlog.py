@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from plex_security_helper.logwatch.detect import is_failed_auth
-from plex_security_helper.logwatch.plexlog import LogParser, RequestJoiner
+from plex_security_helper.logwatch.join import RequestJoiner
+from plex_security_helper.logwatch.plexlog import LogParser
 
 SAMPLES = Path(__file__).parent / "samples" / "plex-access.log"
 
@@ -74,7 +75,7 @@ PREFIX = "Nov 20, 2026 08:00:01.000 [1] DEBUG - "
 
 @given(
     st.sampled_from(["Request: [203.0.113.5:4000 (WAN)] GET ", "Completed: [203.0.113.5:4000] 401 GET "]),
-    st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\n"), max_size=200),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\n"), min_size=1, max_size=200),
 )
 def test_no_address_but_the_bracket_field(head: str, path: str) -> None:
     """Whatever the client puts into the path, the record's address is the bracket's."""
@@ -82,7 +83,7 @@ def test_no_address_but_the_bracket_field(head: str, path: str) -> None:
     rec = LogParser(ZoneInfo("UTC")).parse(line)
     assert rec is not None
     assert rec.ip == "203.0.113.5"
-    assert rec.forwarded_for is None
+    assert rec.client is None
 
 
 @pytest.mark.parametrize("bad", ["", "\x00" * 50, "Nov 20, 2026 08:00:01.000 [1] DEBUG - Request: [", "é" * 1000])
@@ -105,3 +106,26 @@ def test_a_request_with_an_id_joins_a_completed_without_one() -> None:
     assert event is not None
     assert (event.net_class.value, event.ip) == ("WAN", "203.0.113.5")  # not the other client's class
     assert is_failed_auth(event)
+
+
+REAL = Path(__file__).parent / "samples" / "real-lines.log"
+
+
+def test_real_public_lines_parse_as_annotated() -> None:
+    """Lines people posted publicly (sources named in the file), 2014 to 2026, every shape."""
+    samples = load_samples(REAL)
+    assert len(samples) >= 100
+    sources = [line for line in REAL.read_text(encoding="utf-8").splitlines() if line.startswith("# source:")]
+    assert len(sources) >= 10
+    parser = LogParser(ZoneInfo("UTC"))
+    parsed = 0
+    for number, expect, line in samples:
+        rec = parser.parse(line)
+        if expect["record"] is None:
+            assert rec is None, f"line {number} should not parse: {rec}"
+            continue
+        assert rec is not None, f"line {number} should parse: {line}"
+        parsed += 1
+        for key, want in expect["record"].items():
+            assert getattr(rec, key) == want, f"line {number}: {key} is {getattr(rec, key)!r}, expected {want!r}"
+    assert parsed >= 60

@@ -92,15 +92,17 @@ def test_kill_9_in_the_middle_of_a_flood_loses_and_repeats_nothing(tmp_path: Pat
         writer.join(timeout=60)
         helper.start()
         status = helper.wait_for(lambda s: s["failed_logins"]["total"] == 1000, timeout=30)
-        assert status["alerts"]["count_24h"] == 200
+        # One burst per attacker, and one spread alert for their /24 (200 of its addresses fail).
+        assert status["alerts"]["count_24h"] == 201
         alerts = helper.get("/api/v1/alerts?after=0&limit=500")["alerts"]
         seqs = [a["seq"] for a in alerts]
         assert seqs == list(range(1, len(seqs) + 1))  # no gap, no repeat
         per_ip = Counter((a["kind"], a["ip"]) for a in alerts)
         assert set(per_ip.values()) == {1}
         assert {ip for kind, ip in per_ip if kind == "failed_login_burst"} == set(attackers)
+        assert [kind for kind, _ in per_ip if kind == "network_spread"] == ["network_spread"]
         bans = helper.get("/api/v1/bans")["bans"]
-        assert sorted(b["ip"] for b in bans) == sorted(attackers)
+        assert sorted(b["ip"] for b in bans) == sorted([*attackers, "198.51.100.0/24"])
     finally:
         writer.join(timeout=60)
         helper.stop()  # a failed assertion must not leave the helper running

@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from plex_security_helper.firewall.geoip import load_countries
 from plex_security_helper.firewall.nft import PROFILES, NftFirewall, Ruleset
+from tests.geodata import country_mmdb
 from tests.helperproc import HelperProcess
 from tests.plexlines import failed_login
 from tests.system.netlab import PLEX_V4, PUBLISHED_PORT, Lab, wan_v4, wan_v6
@@ -126,6 +128,26 @@ def test_geoip_block_list_applies_to_the_plex_port(lab: Lab, enforcing_helper: C
     assert lab.connect(wan_v4(20), 1) == ["ok"]
     assert lab.counter("geo_blocked") >= 1
     assert helper.get("/api/v1/status")["firewall"]["geoip"] == {"mode": "block", "networks": 1}
+
+
+def test_geoip_block_list_from_an_mmdb(lab: Lab, enforcing_helper: Callable[..., HelperProcess]) -> None:
+    mmdb = country_mmdb(lab.root / "countries.mmdb", {"192.0.2.0/28": "ZZ", "192.0.2.16/28": "YY"})
+    helper = enforcing_helper(f'geoip_mode = "block"\ngeoip_source = "{mmdb}"\ngeoip_countries = ["ZZ"]\n')
+    lab.serve(lab.plex)
+    assert lab.connect(wan_v4(10), 1) == ["timeout"]  # ZZ
+    assert lab.connect(wan_v4(20), 1) == ["ok"]  # YY
+    assert helper.get("/api/v1/status")["firewall"]["geoip"] == {"mode": "block", "networks": 1}
+
+
+def test_geoip_sets_from_the_packaged_data_without_a_file(
+    lab: Lab, enforcing_helper: Callable[..., HelperProcess]
+) -> None:
+    helper = enforcing_helper('geoip_mode = "block"\ngeoip_countries = ["nz"]\n')
+    expected = load_countries(None, ["nz"])
+    lab.serve(lab.plex)
+    assert helper.get("/api/v1/status")["firewall"]["geoip"] == {"mode": "block", "networks": len(expected)}
+    assert len(expected) > 100
+    assert lab.connect(wan_v4(10), 1) == ["ok"]  # not New Zealand
 
 
 def test_a_restart_after_a_reboot_brings_1000_bans_back_with_their_remaining_time(

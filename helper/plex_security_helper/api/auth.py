@@ -21,6 +21,7 @@ from .errors import json_error
 
 _LOGGER = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset({"/api/v1/health"})
+WEBHOOK_PREFIX = "/api/v1/webhook/"
 MAX_FAILURES = 10
 WINDOW = 60.0
 BLOCK = 600.0
@@ -112,6 +113,7 @@ def token_middleware(
     throttle: BadTokenThrottle | None = None,
     throttling: bool = True,
     rate: RequestRate | None = None,
+    webhook_secret: str = "",
 ) -> Middleware:
     """Build a middleware that compares the presented token in constant time.
 
@@ -130,11 +132,20 @@ def token_middleware(
             return json_error(429, "rate_limited", "too many requests from this address", **{"Retry-After": "1"})
         if request.path in PUBLIC_PATHS and request.method in ("GET", "HEAD"):
             return await handler(request)
+        webhook = request.path.startswith(WEBHOOK_PREFIX)
         wait = guard.blocked_for(remote) if throttling else 0
         if wait:
             return json_error(
                 429, "too_many_failures", f"too many wrong tokens; try again in {wait} s", **{"Retry-After": str(wait)}
             )
+        if webhook:
+            # Plex cannot send a header: the secret in the URL is the credential (constant time).
+            given = request.path[len(WEBHOOK_PREFIX) :].encode("utf-8", "replace")
+            if webhook_secret and request.method == "POST" and hmac.compare_digest(given, webhook_secret.encode()):
+                return await handler(request)
+            if throttling:
+                guard.failed(remote)
+            return json_error(404, "not_found", "no such webhook")
         presented = request.headers.get("Authorization", "").encode("utf-8", "replace")
         if not hmac.compare_digest(presented, expected):
             if throttling:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..firewall.targets import InvalidTarget, parse_target
 from .errors import json_error
-from .routes import MONITOR_KEY
+from .routes import GEO_KEY, MONITOR_KEY
 
 RECENT_ALERTS = 20
 routes = web.RouteTableDef()
@@ -27,6 +27,7 @@ async def address_report(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR_KEY]
     address = target.network.network_address
     window = monitor.config.detect.failed_auth_window
+    place = request.app[GEO_KEY].lookup(target.text)
 
     def gather() -> dict[str, Any]:
         store, now = monitor.store, time.time()
@@ -39,6 +40,7 @@ async def address_report(request: web.Request) -> web.Response:
             "alerts": [a.as_json() for a in store.alerts_for(target.text, RECENT_ALERTS)],
             "bans": [b.as_json(now) for b in bans],
             "allowed": monitor.enforcer.policy.allowed(target),
+            "place": place.as_json(),
         }
 
     return web.json_response(await monitor.run_in_worker(gather))

@@ -81,7 +81,7 @@ _FIREWALL: dict[str, Any] = {
 }
 _BAN: dict[str, Any] = {
     "type": "object",
-    "required": ["ip", "created", "expires", "remaining_s", "reason", "origin", "offences", "enforced"],
+    "required": ["ip", "created", "expires", "remaining_s", "reason", "origin", "offences", "enforced", "enforce_at"],
     "properties": {
         "ip": {"type": "string"},
         "created": {"type": "number"},
@@ -91,6 +91,7 @@ _BAN: dict[str, Any] = {
         "origin": {"type": "string", "enum": [str(o) for o in Origin]},
         "offences": {"type": "integer", "minimum": 1},
         "enforced": {"type": "boolean"},
+        "enforce_at": {"type": "string", "enum": ["host", "proxy"]},
     },
 }
 _ALLOW: dict[str, Any] = {
@@ -199,6 +200,76 @@ _AUDIT_DOC: dict[str, Any] = {
         },
     },
 }
+_PLACE: dict[str, Any] = {
+    "type": "object",
+    "required": ["country", "asn", "network_owner", "hosting"],
+    "properties": {
+        "country": {"type": "string", "nullable": True, "pattern": "^[A-Z]{2}$"},
+        "asn": _INT_OR_NULL,
+        "network_owner": {"type": "string", "nullable": True},
+        "hosting": {"type": "string", "nullable": True, "description": "The operator of a known hosting network"},
+    },
+}
+_GEO_SECTION: dict[str, Any] = {
+    "type": "object",
+    "required": ["available", "package", "built", "age_days", "mmdb"],
+    "properties": {
+        "available": {"type": "boolean"},
+        "package": {"type": "string"},
+        "built": _NUM_OR_NULL,
+        "age_days": _NUM_OR_NULL,
+        "mmdb": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["path", "type", "built", "age_days"],
+                "properties": {
+                    "path": {"type": "string"},
+                    "type": {"type": "string"},
+                    "built": {"type": "number"},
+                    "age_days": {"type": "number"},
+                },
+            },
+        },
+        "network_owner": {"type": "boolean"},
+        "cache": {"type": "object", "additionalProperties": {"type": "integer", "nullable": True}},
+    },
+}
+_STR_OR_NULL = {"type": "string", "nullable": True}
+_SESSIONS_SECTION: dict[str, Any] = {
+    "type": "object",
+    "required": ["available"],
+    "properties": {
+        "available": {"type": "boolean"},
+        "reason": {"type": "string"},
+        "updated": {"type": "number"},
+        "remote": {"type": "integer", "minimum": 0},
+        "local": {"type": "integer", "minimum": 0},
+        "error": _STR_OR_NULL,
+    },
+}
+_STREAM: dict[str, Any] = {
+    "type": "object",
+    "required": ["session_id", "user", "address", "remote", "country"],
+    "properties": {
+        "session_id": {"type": "string"},
+        "user": {"type": "string"},
+        "address": {"type": "string"},
+        "remote": {"type": "boolean"},
+        "location": {"type": "string"},
+        "product": {"type": "string"},
+        "platform": {"type": "string"},
+        "device": {"type": "string"},
+        "player": {"type": "string"},
+        "state": {"type": "string"},
+        "bandwidth": _INT_OR_NULL,
+        "transcode": _STR_OR_NULL,
+        "title": {"type": "string"},
+        "country": _STR_OR_NULL,
+        "network_owner": _STR_OR_NULL,
+        "hosting": _STR_OR_NULL,
+    },
+}
 _STATUS: dict[str, Any] = {
     "type": "object",
     "required": ["helper", "monitor", "failed_logins", "alerts", "unavailable"],
@@ -266,6 +337,19 @@ _STATUS: dict[str, Any] = {
         "bans": _BANS_SECTION,
         "firewall": _FIREWALL,
         "audit": _AUDIT_SECTION,
+        "geo": _GEO_SECTION,
+        "sessions": _SESSIONS_SECTION,
+        "plex_tv": {
+            "type": "object",
+            "required": ["available"],
+            "properties": {
+                "available": {"type": "boolean"},
+                "reason": {"type": "string"},
+                "checked": {"type": "number"},
+                "devices": {"type": "integer", "minimum": 0},
+                "error": _STR_OR_NULL,
+            },
+        },
         "unavailable": {"type": "array", "items": {"type": "string"}},
     },
 }
@@ -306,6 +390,7 @@ OPENAPI: dict[str, Any] = {
             "Alert": _ALERT,
             "Ban": _BAN,
             "Status": _STATUS,
+            "Place": _PLACE,
         },
     },
     "security": [{"bearer": []}],
@@ -475,6 +560,7 @@ OPENAPI: dict[str, Any] = {
                                 "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}},
                                 "bans": {"type": "array", "items": {"$ref": "#/components/schemas/Ban"}},
                                 "allowed": {"type": "boolean"},
+                                "place": {"$ref": "#/components/schemas/Place"},
                             },
                         },
                         "What is known about the address",
@@ -552,6 +638,109 @@ OPENAPI: dict[str, Any] = {
                     "429": _json(_ERROR, "An audit ran less than 30 s ago (Retry-After says when)"),
                 },
             },
+        },
+        "/api/v1/sessions": {
+            "get": {
+                "operationId": "list_sessions",
+                "responses": {
+                    "200": _json(
+                        {
+                            **_SESSIONS_SECTION,
+                            "required": ["available", "sessions"],
+                            "properties": {
+                                **_SESSIONS_SECTION["properties"],
+                                "sessions": {"type": "array", "items": _STREAM},
+                            },
+                        },
+                        "The streams of the last poll of Plex's sessions",
+                    ),
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/api/v1/sessions/{session_id}/stop": {
+            "post": {
+                "operationId": "stop_session",
+                "parameters": [
+                    {
+                        "name": "session_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
+                    }
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {"message": {"type": "string", "minLength": 1, "maxLength": 200}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["stopped", "message"],
+                            "properties": {"stopped": {"type": "string"}, "message": {"type": "string"}},
+                        },
+                        "Plex stopped the stream and showed the message",
+                    ),
+                    "400": _json(_ERROR, "Invalid session id or message"),
+                    "401": _UNAUTHORIZED,
+                    "404": _json(_ERROR, "No such session in the last poll, or Plex no longer has it"),
+                    "409": _json(_ERROR, "Sessions are off in the configuration"),
+                    "502": _json(_ERROR, "Plex could not be asked"),
+                },
+            }
+        },
+        "/api/v1/webhook/{secret}": {
+            "post": {
+                "operationId": "plex_webhook",
+                "security": [],
+                "description": "Plex's webhooks; the secret in the path is the credential ([webhook] secret)",
+                "parameters": [
+                    {
+                        "name": "secret",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,128}$"},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["payload"],
+                                "properties": {
+                                    "payload": {"type": "string", "description": "The event as JSON"},
+                                    "thumb": {"type": "string", "format": "binary"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["accepted", "seq"],
+                            "properties": {"accepted": {"type": "string"}, "seq": _INT_OR_NULL},
+                        },
+                        "Accepted; seq is the alert a device.new became",
+                    ),
+                    "400": _json(_ERROR, "Not a Plex webhook"),
+                    "404": _json(_ERROR, "No such webhook (wrong secret, or webhooks are off)"),
+                    "413": _json(_ERROR, "Larger than [webhook] max_bytes"),
+                    "415": _json(_ERROR, "Not multipart"),
+                },
+            }
         },
         "/api/v1/firewall": {
             "get": {

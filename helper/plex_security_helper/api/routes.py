@@ -11,13 +11,18 @@ from aiohttp import web
 from .. import API_VERSION, __version__
 from ..audit.runner import Auditor
 from ..monitor import DAY, Monitor
+from ..plex.geo import Geo
+from ..plex.plextv import DeviceWatch
 from .errors import json_error
 from .openapi import OPENAPI
+from .sessions import SESSIONS_KEY
 
 MONITOR_KEY = web.AppKey("monitor", Monitor)
 AUDITOR_KEY = web.AppKey("auditor", Auditor)
 HELPER_ID_KEY = web.AppKey("helper_id", str)
 STARTED_KEY = web.AppKey("started", float)
+GEO_KEY = web.AppKey("geo", Geo)
+DEVICES_KEY = web.AppKey("plex_tv_devices", DeviceWatch)
 
 MAX_ALERTS = 500
 MAX_WAIT_KEY = web.AppKey("max_wait", int)
@@ -72,6 +77,9 @@ async def status(request: web.Request) -> web.Response:
         "bans": bans,
         "plex": request.app[AUDITOR_KEY].plex_status(),
         "audit": request.app[AUDITOR_KEY].status(),
+        "geo": request.app[GEO_KEY].status(),
+        "sessions": request.app[SESSIONS_KEY].status(),
+        "plex_tv": request.app[DEVICES_KEY].status(),
     }
     # Sections that cannot be filled right now, named so that clients can tell.
     body["unavailable"] = sorted(k for k in ("plex", "audit", "firewall", "bans") if not body[k]["available"])

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from .findings import Finding, Severity
-from .versions import Version, format_version, load_vulnerabilities, parse_version
+from .versions import Version, Vulnerability, format_version, load_vulnerabilities, parse_version
 
 TIMEOUT = 5.0
 MAX_BODY = 1 << 20
@@ -117,7 +117,7 @@ class PlexClient:
 
 
 def version_findings(version_text: str, platform: str = "linux") -> list[Finding]:
-    """One finding per known vulnerability affecting *version_text*."""
+    """One finding per known vulnerability affecting *version_text*, plus the plex.tv-side rows as information."""
     version: Version | None = parse_version(version_text)
     if version is None:
         return [
@@ -131,22 +131,47 @@ def version_findings(version_text: str, platform: str = "linux") -> list[Finding
         ]
     found: list[Finding] = []
     for vuln in load_vulnerabilities():
-        if vuln.affects(version, platform):
-            fixed = f"; fixed in {format_version(vuln.fixed)}" if vuln.fixed else "; no fixed version is known yet"
-            found.append(
-                Finding(
-                    "plex.vulnerable_version",
-                    {"critical": Severity.CRITICAL, "high": Severity.HIGH, "medium": Severity.MEDIUM}.get(
-                        vuln.severity, Severity.LOW
-                    ),
-                    f"Plex {format_version(version)} is affected by {vuln.id}",
-                    f"{vuln.title}{fixed}",
-                    "Update Plex Media Server to the newest release.",
-                    references=(vuln.id, *vuln.also),
-                    subject=vuln.id,
-                )
-            )
+        if vuln.side != "server":
+            found.append(_service_finding(vuln))
+        elif vuln.affects(version, platform):
+            found.append(_version_finding(vuln, version))
     return found
+
+
+_SEVERITY = {"critical": Severity.CRITICAL, "high": Severity.HIGH, "medium": Severity.MEDIUM}
+
+
+def _version_finding(vuln: Vulnerability, version: Version) -> Finding:
+    """The running build is in the row's range: say which build fixes it, or that none does."""
+    if vuln.fixed is not None:
+        fixed = f"; fixed in {format_version(vuln.fixed)}"
+        remediation = vuln.remediation or f"Update Plex Media Server to {format_version(vuln.fixed)} or newer."
+    else:
+        fixed = "; no fix published yet"
+        remediation = vuln.remediation or "No fix published yet: update to the newest release and watch the advisory."
+    note = f" ({vuln.note})" if vuln.note else ""
+    return Finding(
+        "plex.vulnerable_version",
+        _SEVERITY.get(vuln.severity, Severity.LOW),
+        f"Plex {format_version(version)} is affected by {vuln.id}",
+        f"{vuln.title}{fixed}{note}",
+        remediation,
+        references=(*vuln.ids, *vuln.references),
+        subject=vuln.id,
+    )
+
+
+def _service_finding(vuln: Vulnerability) -> Finding:
+    """A plex.tv-side CVE or breach: no server build changes it, so it only informs."""
+    return Finding(
+        "plex.tv_advisory",
+        Severity.INFO,
+        f"plex.tv advisory {vuln.id} (no server version involved)",
+        f"{vuln.title}" + (f" ({vuln.note})" if vuln.note else ""),
+        vuln.remediation or "Nothing to update on the server.",
+        references=(*vuln.ids, *vuln.references),
+        subject=vuln.id,
+    )
 
 
 def exposure_findings(identity: Identity | None, mapping: Mapping | None) -> list[Finding]:

@@ -250,8 +250,8 @@ def preferences_findings(prefs: dict[str, str]) -> list[Finding]:
                 "plex.transcoder_options_set",
                 Severity.HIGH,
                 "Hidden transcoder options are set",
-                f"{', '.join(transcoder)} non-empty: before 1.43.3 these could be set over the network"
-                " (September 2026 advisory)",
+                f"{', '.join(transcoder)} non-empty: before 1.43.3.10861 these could be set over the network"
+                " without a token (CVE-2026-96656, September 2026 advisory)",
                 "Unless you set them yourself, stop Plex, remove them from Preferences.xml, update Plex.",
             )
         )

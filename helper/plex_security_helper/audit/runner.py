@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
-from ..config import AuditConfig
+from ..config import AuditConfig, PlexTvConfig
 from ..firewall.enforcer import Enforcer
+from ..plex.plextv import audit_account
+from ..plex.sessions import server_token
 from . import host
 from .docker import DockerUnavailable, audit_docker
 from .findings import AuditReport, Finding, Severity
@@ -27,8 +30,11 @@ class Auditor:
         self.config = config
         self.enforcer = enforcer
         self.last: AuditReport | None = None
+        # Called with each finished report (the monitor learns the running Plex build from it).
+        self.listeners: list[Callable[[AuditReport], None]] = []
         self._lock = asyncio.Lock()
         self.last_started = 0.0
+        self.plex_tv = PlexTvConfig()  # the app sets the owner's choice (opt-in)
 
     @property
     def running(self) -> bool:
@@ -44,13 +50,20 @@ class Auditor:
         async with self._lock:
             self.last_started = time.time()
             report = AuditReport(started=self.last_started)
-            async with aiohttp.ClientSession() as session:
+            # The threaded resolver: Plex is an address, and aiodns (when installed) keeps a
+            # thread of its own polling for the helper's whole life.
+            connector = aiohttp.TCPConnector(resolver=aiohttp.ThreadedResolver())
+            async with aiohttp.ClientSession(connector=connector) as session:
                 await self._plex(report, session)
+                token = await asyncio.to_thread(server_token, self.config)
+                await audit_account(report, session, self.plex_tv, token)
             await self._host(report)
             await self._docker(report)
             report.accept(self.config.accept)
             report.finished = time.time()
             self.last = report
+            for listener in self.listeners:
+                listener(report)
             return report
 
     async def _plex(self, report: AuditReport, session: aiohttp.ClientSession) -> None:
@@ -96,7 +109,6 @@ class Auditor:
         report.facts["remote_access"] = mapping.mapping_state if mapping else None
         report.facts["remote_access_exposed"] = bool(mapping and mapping.mapping_state == "mapped")
         report.facts["vulnerable"] = any(f.id == "plex.vulnerable_version" for f in report.findings)
-        report.not_checked["plex_tv"] = "shared users on plex.tv are not checked (offline by design)"
 
     async def _host(self, report: AuditReport) -> None:
         if self.config.host:

@@ -61,9 +61,10 @@ def ban_event(kind: AlertKind, ban: Ban, now: float) -> Alert:
 class Enforcer:
     """Decides, records and enforces bans. Blocking: call it on the worker thread."""
 
-    def __init__(self, config: FirewallConfig) -> None:
+    def __init__(self, config: FirewallConfig, proxies: Sequence[str] = ()) -> None:
         self.config = config
-        protect = [*config.protect, *(default_gateways() if config.protect_gateway else [])]
+        # Trusted reverse proxies carry every proxied client: never banned, like the gateway.
+        protect = [*config.protect, *proxies, *(default_gateways() if config.protect_gateway else [])]
         times = BanTimes(base=config.ban_time, factor=config.ban_time_factor, maximum=config.max_ban_time)
         self.policy = BanPolicy(config.allow, protect, times)
         self.mode = config.mode
@@ -83,9 +84,9 @@ class Enforcer:
         )
 
     def ruleset(self) -> Ruleset:
-        """What :class:`NftFirewall` renders, GeoIP networks loaded from the owner's file."""
+        """What :class:`NftFirewall` renders, GeoIP networks from the owner's file or the packaged data."""
         geo: tuple[Any, ...] = ()
-        if self.config.geoip_mode and self.config.geoip_source:
+        if self.config.geoip_mode:
             geo = load_countries(self.config.geoip_source, self.config.geoip_countries)
             if self.config.geoip_mode == "allow" and not geo:
                 raise GeoError("the GeoIP allow-list is empty: it would cut every client off; check geoip_source")
@@ -126,7 +127,11 @@ class Enforcer:
         if not self.enforcing:
             return
         try:
-            active = [b for b in store.active_bans(now) if self.backend.supports(parse_target(b.target))]
+            active = [
+                b
+                for b in store.active_bans(now)
+                if b.enforce_at == "host" and self.backend.supports(parse_target(b.target))
+            ]
             self.backend.init(self.ruleset, self._elements(active, now))
             self.applied = True
             store.put_bans([replace(b, enforced=True) for b in active if not b.enforced])
@@ -141,7 +146,7 @@ class Enforcer:
         if not self.applied or not self.backend.loaded():
             self.start(store, now)
             return
-        pending = [b for b in store.active_bans(now) if not b.enforced]
+        pending = [b for b in store.active_bans(now) if not b.enforced and b.enforce_at == "host"]
         if pending:
             try:
                 self._enforce(store, pending, now)
@@ -154,7 +159,8 @@ class Enforcer:
         return [BanElement(parse_target(b.target), math.ceil(b.expires - now)) for b in bans]
 
     def _enforce(self, store: Store, bans: Sequence[Ban], now: float) -> None:
-        """Ask the backend; mark the bans enforced once it said yes."""
+        """Ask the backend; mark the bans enforced once it said yes (this host's bans only)."""
+        bans = [b for b in bans if b.enforce_at == "host"]
         if not bans:
             return
         self.backend.add(self._elements(bans, now))
@@ -284,9 +290,11 @@ class Enforcer:
             if target.text in fresh or (current is not None and current.active(now)):
                 continue
             reason = f"{alert.kind}: {alert.count} in {alert.detail.get('window_s', '?')} s (alert {alert.seq})"
-            fresh[target.text] = self._new_ban(
-                store, target, duration=None, reason=reason, origin=Origin.DETECTOR, now=now
-            )
+            ban = self._new_ban(store, target, duration=None, reason=reason, origin=Origin.DETECTOR, now=now)
+            if alert.detail.get("via"):
+                # Its packets come from the proxy: dropping them here would cut every proxied client.
+                ban = replace(ban, enforce_at="proxy", reason=f"{reason}, via {alert.detail['via']}")
+            fresh[target.text] = ban
         bans = list(fresh.values())
         if not bans:
             return []
@@ -295,7 +303,7 @@ class Enforcer:
             try:
                 self._enforce(store, bans, now)
                 self.error = None
-                bans = [replace(b, enforced=True) for b in bans]
+                bans = [replace(b, enforced=True) if b.enforce_at == "host" else b for b in bans]
             except BackendError as err:
                 self._fail(err)
         store.commit_batch([], [ban_event(AlertKind.BANNED, b, now) for b in bans], None)

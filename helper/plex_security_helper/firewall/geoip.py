@@ -1,6 +1,7 @@
-"""Country networks from files the owner provides: ipdeny/ipverse zone files or a db-ip lite CSV.
+"""Country networks for the GeoIP sets: the packaged geo data by default, or the owner's file.
 
-Nothing is downloaded: the helper never reaches out to the internet on its own.
+Files: ipdeny/ipverse zone files, a db-ip lite CSV, or a country ``.mmdb`` (MaxMind, DB-IP,
+IPinfo). Nothing is downloaded: the helper never reaches out to the internet on its own.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ..plex.geo import GeoDataError, mmdb_networks, packaged_networks
 from .targets import Network
 
 MAX_NETWORKS = 2_000_000
@@ -54,11 +56,15 @@ def _zone_paths(source: Path, countries: Iterable[str]) -> Iterator[Path]:
                 yield candidate
 
 
-def load_countries(source: Path, countries: Iterable[str]) -> tuple[Network, ...]:
-    """The collapsed networks of *countries* (two-letter codes) found under *source*."""
+def load_countries(source: Path | None, countries: Iterable[str]) -> tuple[Network, ...]:
+    """The collapsed networks of *countries* (two-letter codes) in *source* (None: the packaged data)."""
     wanted = {c.lower() for c in countries}
+    if source is None:
+        return packaged_networks(tuple(sorted(wanted)))
     try:
-        if source.is_dir():
+        if source.suffix.lower() == ".mmdb":
+            networks = list(mmdb_networks(source, wanted))
+        elif source.is_dir():
             networks = [n for p in _zone_paths(source, sorted(wanted)) for n in _zone_file(p)]
         elif source.suffix.lower() == ".csv":
             networks = list(_dbip_csv(source, wanted))
@@ -68,6 +74,8 @@ def load_countries(source: Path, countries: Iterable[str]) -> tuple[Network, ...
             raise GeoError(f"country file {source} does not exist")
     except OSError as err:
         raise GeoError(f"cannot read country file {source}: {err.strerror}") from None
+    except GeoDataError as err:
+        raise GeoError(str(err)) from None
     if len(networks) > MAX_NETWORKS:
         raise GeoError(f"country file {source} holds more than {MAX_NETWORKS} networks")
     v4 = ipaddress.collapse_addresses(n for n in networks if isinstance(n, ipaddress.IPv4Network))

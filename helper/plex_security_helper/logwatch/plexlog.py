@@ -1,63 +1,76 @@
-"""Turn Plex Media Server log lines into typed HTTP events.
+"""The grammar of Plex Media Server's HTTP access lines, and nothing else.
 
-The client address is taken only from the structured bracket field right after the
-``Request:``/``Completed:`` prefix of a line whose whole prefix matched; text later in the
-line (request paths, messages written through ``/log``) can never supply an address.
+Shapes from real, publicly posted logs (tests/helper/samples/real-lines.log names each source):
+
+    <Mon DD, YYYY HH:MM:SS[.mmm]> [<thread>] <Level> <-|—> Request: [<addr>:<port>[ (<class>)]]
+        <METHOD> <path> (<n> live)[ #<id>][ TLS][ Page a-b][ GZIP][ Signed-in][ Token (<user>)]
+        [ extras][ / <Header> => <value> …]
+    … Completed[ after connection close]: [<addr>:<port>] <status> <METHOD> <path> (<n> live)
+        [ #<id>][ TLS][ GZIP][ Page a-b] <ms>ms <bytes> bytes[ <status> (0.9 era)][ (pipelined: n)]
+
+The client address comes only from the bracket right after the prefix. The path is logged raw
+as the client sent it (real logs never show a space in it): the first `` (N live)`` ends it,
+and the flags, the request id and the user come only from their fixed places right after it.
+Text after them (header dumps of verbose logging, whose values the client writes) is never
+read for flags; the forwarded address is read from it only for a trusted proxy. A Request line
+with a second `` (N live)`` (one in the path or in a header) is ambiguous: no flag is read from
+it. Completed lines carry no headers, so their path ends at the last marker.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from enum import StrEnum
+
+from ..model import NetClass
 
 MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MONTHS = {name: number for number, name in enumerate(MONTH_NAMES, 1)}
+# A path longer than this is cut before any rule looks at it (the line still counts).
+MAX_PATH = 8192
 
-# `<Mon DD, YYYY HH:MM:SS.mmm> [<thread>] <LEVEL> - <message>`; a localised level and an
-# em dash appear in pasted copies, so both are accepted.
+# Levels are localised in some installs ("Ladění —", "Debug —"): any letters, either dash.
+# One expression for both kinds (one match per line: this runs for every line of the log).
+# Bracketed IPv6, IPv4 (no backtracking into the port), or an unbracketed ::ffff:a.b.c.d.
+_ADDR = r"(\[[0-9A-Fa-f:.]{2,45}(?:%[\w.-]{1,32})?\]|[0-9.]{7,15}(?=:)|[0-9A-Fa-f:.]{2,45}):(\d{1,5})"
+_PAGE = r"(?: Page \d{1,9}-\d{1,9})?"
+# The stamp is taken as 21 characters and checked by LogParser.epoch (cached per second):
+# cheaper than a pattern of ten small repeats, and just as strict.
 _LINE = re.compile(
-    r"(?P<mon>[A-Z][a-z]{2}) (?P<day>\d{2}), (?P<year>\d{4}) "
-    r"(?P<hms>\d{2}:\d{2}:\d{2})\.(?P<ms>\d{3}) "
-    r"\[(?:0x[0-9a-fA-F]+|\d+)\] (?P<level>[A-Za-z]+) (?:-|\u2014) "
-    r"(?P<kind>Request|Completed(?: after connection close)?): "
-    r"\[(?P<addr>\[[0-9A-Fa-f:.]+(?:%[\w.-]+)?\]|[0-9.]+):(?P<port>\d{1,5})"
-    r"(?: \((?P<cls>[^()\]]*(?:\([^()\]]*\))?)\))?\] "
-    r"(?:(?P<status>\d{3}) )?(?P<method>[A-Z]+) (?P<rest>.*)"
+    r"(.{21})(?:\.(\d\d\d))? \[[0-9a-fA-Fx]{1,20}\] \S{1,24} [-\u2014] "
+    r"(?:Request: \[" + _ADDR + r"(?: \(([A-Za-z][A-Za-z ]{0,30}(?:\([A-Za-z]{1,16}\))?)\))?\] "
+    r"([A-Z]{1,16}) (.+?) \(\d{1,9} live\)(?: #([0-9a-fA-F]{1,16}))?(?: TLS)?"
+    + _PAGE
+    + r"(?: GZIP)?"
+    + _PAGE
+    + r"( Signed-in)?(?: Token \(([^()\n]{0,128})\))?(.*)"
+    r"|Completed(?: after connection close)?: \[" + _ADDR + r"\] (?:(-?\d{1,3}) )?([A-Z]{1,16}) (.+) "
+    r"\(\d{1,9} live\)(?: #([0-9a-fA-F]{1,16}))?(?: TLS)?(?: GZIP)?"
+    + _PAGE
+    + r" \d{1,12}ms \d{1,15} bytes(?: (-?\d{1,3}))?(?: |$))",
+    re.ASCII,  # digits are ASCII digits; \S still takes a localised level
 )
-# The path ends at the *last* `(N live)`: a hostile path cannot fake the real tail after it.
-_REST = re.compile(r"(?P<path>.*) \((?P<live>\d+) live\)(?P<tail>.*)")
-_RID = re.compile(r" #(?P<rid>[0-9a-fA-F]+)\b")
-_USER = re.compile(r" Token \((?P<user>[^()]*)\)")
-_XFF = re.compile(r" X-Forwarded-For => (?P<xff>[0-9A-Fa-f:.\[\]]+)")
-# Plex's endpoint for client log messages (PUT/POST/GET /log?message=…).
-LOG_WRITE = re.compile(r"^/log(?:/|\?|$)")
-QUARANTINE_SECONDS = 2.0
-_DURATION = re.compile(r" (?P<ms>\d+)ms (?P<bytes>\d+) bytes")
-
-
-class NetClass(StrEnum):
-    """How Plex classified the client network."""
-
-    WAN = "WAN"
-    SUBNET = "Subnet"
-    LOOPBACK = "Loopback"
-    ALLOWED_SUBNET = "Allowed Network (Subnet)"
-    ALLOWED_WAN = "Allowed Network (WAN)"
-    UNKNOWN = "Unknown"
-
-
+# A second "(N live)" after the first: the path or a header value holds one. Which marker is
+# Plex's cannot be told, so no flag, user or forwarded address is read from such a line.
+_MARK = re.compile(r" \(\d{1,9} live\)")
+_LAST_MARK = re.compile(r"(.+) \(\d{1,9} live\)")
+_STAMP = re.compile(r"[A-Z][a-z]{2} \d{2}, \d{4} \d{2}:\d{2}:\d{2}", re.ASCII)
+# Header dumps: `` / Name => value`` in alphabetical order, values may hold " / ".
+_FORWARDED = re.compile(r" / X-Forwarded-For => (?P<value>.*?)(?= / [A-Za-z0-9-]{1,64} => |\s*$)", re.IGNORECASE)
 _CLASSES = {c.value: c for c in NetClass}
 
 
-# Not frozen: a frozen dataclass sets every field through object.__setattr__, a fifth of the
-# parser's time on a busy log. Records are never changed after parsing all the same.
 @dataclass(slots=True)
 class LogRecord:
-    """One parsed Request or Completed line."""
+    """One parsed Request or Completed line. ``ip`` is the bracket address.
+
+    Not frozen: a frozen dataclass sets every field through object.__setattr__, a fifth of the
+    parser's time on a busy log. Records are never changed after parsing all the same.
+    """
 
     time: float
     completed: bool
@@ -70,75 +83,70 @@ class LogRecord:
     request_id: str | None
     user: str | None
     signed_in: bool
-    forwarded_for: str | None
+    client: str | None = None  # the forwarded client, for a trusted proxy's Request only
 
 
-@dataclass(slots=True)
-class HttpEvent:
-    """A finished HTTP request: a Completed line joined with its Request line when seen."""
-
-    time: float
-    ip: str
-    port: int
-    net_class: NetClass
-    method: str
-    path: str
-    status: int
-    request_id: str | None
-    user: str | None
-    signed_in: bool
-    forwarded_for: str | None
-    # Completed while a /log write was being handled: a signed-in user may have written it.
-    suspect: bool = False
-
-
-_IP_CACHE: dict[str, str | None] = {}
-_IP_CACHE_MAX = 65_536
-
-
+@functools.lru_cache(maxsize=65_536)
 def canonical_ip(text: str) -> str | None:
     """Validated, canonical form of a bracket-field address (cached: clients repeat)."""
-    cached = _IP_CACHE.get(text, "")
-    if cached != "":
-        return cached
     raw = text[1:-1].split("%", 1)[0] if text.startswith("[") else text
     try:
-        result: str | None = str(ipaddress.ip_address(raw))
+        addr = ipaddress.ip_address(raw)
     except ValueError:
-        result = None
-    if len(_IP_CACHE) >= _IP_CACHE_MAX:
-        _IP_CACHE.clear()
-    _IP_CACHE[text] = result
-    return result
+        return None
+    # Plex writes IPv4 clients of a dual-stack socket as ::ffff:a.b.c.d: judge the IPv4 address.
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+def forwarded_client(tail: str, is_proxy: Callable[[str], bool]) -> str | None:
+    """The client a trusted proxy forwarded for, from the X-Forwarded-For values of a header dump.
+
+    Every X-Forwarded-For value, in order, is one list (RFC 7239 semantics); the rightmost entry
+    that is not itself a trusted proxy is the client, since a client can only prepend. None when
+    there is no usable entry.
+    """
+    entries: list[str] = []
+    for found in _FORWARDED.finditer(tail):
+        entries += found.group("value").split(",")
+    for entry in reversed(entries):
+        ip = canonical_ip(entry.strip().strip('[]"'))
+        if ip is None:
+            return None
+        if not is_proxy(ip):
+            return ip
+    return None
 
 
 class LogParser:
     """Parses lines; caches the epoch of each log second since that is the costly part."""
 
-    def __init__(self, zone: tzinfo | None = None) -> None:
+    def __init__(self, zone: tzinfo | None = None, is_proxy: Callable[[str], bool] | None = None) -> None:
         self._zone = zone
         self._second_cache: dict[str, float] = {}
+        self._is_proxy = is_proxy
+        self.last_time: float | None = None  # of the newest access line parsed
 
-    def epoch(self, year: str, mon: str, day: str, hms: str) -> float | None:
-        """Epoch seconds of a log timestamp in the log's zone; None when it is no real date."""
-        key = f"{year}{mon}{day}{hms}"
-        cached = self._second_cache.get(key)
-        if cached is not None:
-            return cached
-        month = MONTHS.get(mon)
-        if month is None:
-            return None
-        try:
-            hour, minute, second = (int(x) for x in hms.split(":"))
-            naive = datetime(int(year), month, int(day), hour, minute, second)
-        except ValueError:
-            return None
-        # A naive datetime with no zone given is taken as the host's local time, like Plex writes it.
-        aware = naive.replace(tzinfo=self._zone) if self._zone else naive.astimezone()
-        epoch = aware.timestamp()
-        if len(self._second_cache) > 4096:
-            self._second_cache.clear()
-        self._second_cache[key] = epoch
+    def epoch(self, stamp: str) -> float | None:
+        """Epoch seconds of ``Mon DD, YYYY HH:MM:SS`` in the log's zone; None for no real date."""
+        epoch: float | None = None
+        month = MONTHS.get(stamp[:3])
+        if month is not None and _STAMP.fullmatch(stamp):
+            try:
+                naive = datetime(
+                    int(stamp[8:12]), month, int(stamp[4:6]), int(stamp[13:15]), int(stamp[16:18]), int(stamp[19:21])
+                )
+            except ValueError:
+                naive = None
+            if naive is not None:
+                # No zone given: the host's local time, as Plex writes it.
+                aware = naive.replace(tzinfo=self._zone) if self._zone else naive.astimezone()
+                epoch = aware.timestamp()
+        if epoch is not None:  # a bad stamp is recomputed each time: rare, and cheap to refuse
+            if len(self._second_cache) > 4096:
+                self._second_cache.clear()
+            self._second_cache[stamp] = epoch
         return epoch
 
     def parse(self, line: str) -> LogRecord | None:
@@ -146,113 +154,66 @@ class LogParser:
         m = _LINE.match(line)
         if m is None:
             return None
-        # One tuple instead of a lookup per named group: this runs for every line of the log.
-        mon, day, year, hms, ms, _level, kind, addr, port_text, cls_text, status, method, rest_text = m.groups()
-        completed = kind != "Request"
-        if completed != (status is not None):
-            return None
-        ip = canonical_ip(addr)
-        port = int(port_text)
+        (stamp, ms, r_addr, r_port, cls, r_method, r_path, r_rid, signed, user, rest,
+         c_addr, c_port, status, c_method, c_path, c_rid, late_status) = m.groups()  # fmt: skip
+        epoch = self._second_cache.get(stamp)
+        if epoch is None:
+            epoch = self.epoch(stamp)
+            if epoch is None:
+                return None
+        if ms is not None:
+            epoch += int(ms) / 1000
+        self.last_time = epoch
+        if r_addr is not None:
+            ip = canonical_ip(r_addr)
+            port = int(r_port)
+            if ip is None or port > 65535:
+                return None
+            client = None
+            if " live)" in rest and _MARK.search(rest):
+                last = _LAST_MARK.match(line, m.start(7))
+                assert last is not None  # the first marker is there at least
+                # The request id too may be the attacker's: join by address and port instead.
+                r_path, r_rid = last.group(1), None
+                signed = user = None
+            elif self._is_proxy is not None and self._is_proxy(ip):
+                # No usable forwarded address: the proxy itself (judged by nobody downstream).
+                client = forwarded_client(rest, self._is_proxy) or ip
+            return LogRecord(
+                epoch,
+                False,
+                ip,
+                port,
+                _CLASSES.get(cls, NetClass.UNKNOWN) if cls is not None else None,
+                r_method,
+                r_path if len(r_path) <= MAX_PATH else r_path[:MAX_PATH],
+                None,
+                r_rid.lower() if r_rid else None,
+                user or None,
+                signed is not None,
+                client,
+            )
+        if (status is None) == (late_status is None):
+            return None  # the status comes once: before the method, or after the bytes (PMS 0.9)
+        ip = canonical_ip(c_addr)
+        port = int(c_port)
         if ip is None or port > 65535:
             return None
-        epoch = self.epoch(year, mon, day, hms)
-        if epoch is None:
-            return None
-        rest = _REST.fullmatch(rest_text)
-        if rest is None:
-            path, tail = rest_text.rstrip(), ""
-        else:
-            path, _live, tail = rest.groups()
-        # Cheap substring checks first: most tails carry only an id and flags.
-        rid = _RID.search(tail) if "#" in tail else None
-        user = _USER.search(tail) if "Token (" in tail else None
-        xff = _XFF.search(tail) if "Forwarded" in tail else None
         return LogRecord(
-            epoch + int(ms) / 1000,
-            completed,
+            epoch,
+            True,
             ip,
             port,
-            _CLASSES.get(cls_text, NetClass.UNKNOWN) if cls_text is not None else None,
-            method,
-            path,
-            int(status) if status is not None else None,
-            rid.group(1).lower() if rid else None,
-            user.group(1) if user else None,
-            " Signed-in" in tail,
-            canonical_ip(xff.group(1)) if xff else None,
+            None,
+            c_method,
+            c_path if len(c_path) <= MAX_PATH else c_path[:MAX_PATH],
+            int(status or late_status),
+            c_rid.lower() if c_rid else None,
+            None,
+            False,
         )
 
 
-class RequestJoiner:
-    """Pairs Completed lines with their Request line (by request id, else by ip:port).
-
-    A pairing needs the same client address on both lines, so a forged request id can
-    never lend one client's class or user to another's response.
-    """
-
-    def __init__(self, capacity: int = 20_000) -> None:
-        self._pending: OrderedDict[tuple[str, str], LogRecord] = OrderedDict()
-        # (ip, port) -> key of that connection's latest request still pending: it never
-        # outgrows _pending, since an entry goes when the request it names goes.
-        self._by_port: dict[tuple[str, int], tuple[str, str]] = {}
-        self.capacity = capacity
-        # While Plex handles a /log write, the lines it writes may be the writer's own text
-        # (a message with newlines forges whole lines): events from anyone else are suspect.
-        self._quarantine_until = 0.0
-        self._quarantine_owner = ""
-
-    @staticmethod
-    def _key(rec: LogRecord) -> tuple[str, str]:
-        return (rec.ip, rec.request_id or f":{rec.port}")
-
-    def _forget_connection(self, req: LogRecord, key: tuple[str, str]) -> None:
-        conn = (req.ip, req.port)
-        if self._by_port.get(conn) == key:
-            del self._by_port[conn]
-
-    def _take(self, key: tuple[str, str]) -> LogRecord | None:
-        req = self._pending.pop(key, None)
-        if req is not None:
-            self._forget_connection(req, key)
-        return req
-
-    def feed(self, rec: LogRecord) -> HttpEvent | None:
-        """Remember a Request; turn a Completed into an event."""
-        if not rec.completed:
-            if LOG_WRITE.match(rec.path):
-                self._quarantine_until = rec.time + QUARANTINE_SECONDS
-                self._quarantine_owner = rec.ip
-            key = self._key(rec)
-            replaced = self._pending.get(key)
-            if replaced is not None:
-                self._forget_connection(replaced, key)
-            self._pending[key] = rec
-            self._by_port[(rec.ip, rec.port)] = key
-            if len(self._pending) > self.capacity:
-                old_key, old_req = self._pending.popitem(last=False)
-                self._forget_connection(old_req, old_key)
-            return None
-        req = self._take(self._key(rec))
-        if req is None and rec.request_id is not None:
-            req = self._take((rec.ip, f":{rec.port}"))
-        if req is None and rec.request_id is None:
-            # The Request carried an id and its Completed did not: the connection's latest request.
-            latest = self._by_port.get((rec.ip, rec.port))
-            req = self._take(latest) if latest is not None else None
-        if req is not None and req.port != rec.port:
-            req = None
-        assert rec.status is not None
-        return HttpEvent(
-            time=rec.time,
-            ip=rec.ip,
-            port=rec.port,
-            net_class=(req.net_class if req and req.net_class else NetClass.UNKNOWN),
-            method=rec.method,
-            path=rec.path,
-            status=rec.status,
-            request_id=rec.request_id,
-            user=req.user if req else None,
-            signed_in=req.signed_in if req else False,
-            forwarded_for=req.forwarded_for if req else None,
-            suspect=rec.time <= self._quarantine_until and rec.ip != self._quarantine_owner,
-        )
+def looks_like_access(line: str) -> bool:
+    """An access line's markers (for counting lines that should have parsed and did not)."""
+    return "Request: [" in line or "Completed: [" in line or "connection close: [" in line

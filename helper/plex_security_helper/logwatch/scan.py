@@ -1,46 +1,24 @@
-"""Offline analysis of Plex log files: the same parser and detector as the live monitor.
+"""Offline analysis of Plex log files: a thin driver of the one pipeline (pipeline.py).
 
-`scan_lines` runs the reference pipeline (plexlog + detect) line by line. `scan_files` hands
-the bytes to the compiled twin in _fastscan.c when it was built, which asks the reference
-for every judgement it caches (path classes, address facts, epochs, alerts) and gives the
-same report about 20 times faster; tests/helper/test_fastscan.py holds the two to that.
+Files are read oldest first as one continuous log, in large binary chunks cut at the last
+newline; the report is built from the same per-address tallies the live monitor commits.
 """
 
 from __future__ import annotations
 
-import io
-import os
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from ..model import BAN_KINDS, Alert
+from ..model import BAN_KINDS, AddressTally, Alert
 from ..thresholds import DetectConfig
-from .detect import (
-    Detector,
-    Verdicts,
-    is_probe,
-    is_public,
-    make_alert,
-    path_flags,
-    sanitise_path,
-    source_key,
-    user_network,
-)
-from .plexlog import LogParser, RequestJoiner, canonical_ip
-
-_fastscan: ModuleType | None
-try:
-    from . import _fastscan
-except ImportError:  # built without a C compiler: the reference pipeline does the work
-    _fastscan = None
+from .pipeline import JOINER_CAPACITY, Batch, Pipeline
 
 _ROTATED = re.compile(r"\.(\d+)\.log$")
 READ_CHUNK = 1 << 22
-JOINER_CAPACITY = 20_000  # requests waiting for their Completed line
 
 
 def oldest_first(paths: Iterable[Path]) -> list[Path]:
@@ -53,20 +31,39 @@ def oldest_first(paths: Iterable[Path]) -> list[Path]:
     return sorted(paths, key=key)
 
 
-def read_lines(path: Path) -> Iterator[str]:
-    """Lines of a file without their newline; undecodable bytes become U+FFFD."""
-    with path.open("r", encoding="utf-8", errors="replace", newline="\n", buffering=READ_CHUNK) as handle:
-        for line in handle:
-            yield line.rstrip("\r\n")
+def read_chunks(path: Path, progress: Callable[[int], None] | None = None) -> Iterator[list[str]]:
+    """Lists of complete lines (no newline; undecodable bytes become U+FFFD), chunk by chunk."""
+    rest = b""
+    with path.open("rb", buffering=0) as handle:
+        while True:
+            data = handle.read(READ_CHUNK)
+            if progress is not None:
+                progress(len(data))
+            if not data:
+                break
+            data = rest + data
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest = data
+                continue
+            rest = data[cut + 1 :]
+            yield _lines(data[:cut])
+    if rest:
+        yield _lines(rest)
+
+
+def _lines(data: bytes) -> list[str]:
+    text = data.decode("utf-8", "replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    return text.split("\n")
 
 
 @dataclass(slots=True)
 class AddressReport:
     """What one address did in the scanned files."""
 
-    requests: int = 0
-    failed_auth: int = 0
-    probes: int = 0
+    tally: AddressTally
     reasons: set[str] = field(default_factory=set)
     ban: bool = False
 
@@ -74,7 +71,7 @@ class AddressReport:
         """``ban`` (an alert that bans), ``watch`` (suspicious, below thresholds) or ``ok``."""
         if self.ban:
             return "ban"
-        if self.failed_auth or self.probes or self.reasons:
+        if self.tally.failed_auth or self.tally.probes or self.reasons:
             return "watch"
         return "ok"
 
@@ -85,21 +82,55 @@ class ScanReport:
 
     lines: int = 0
     parsed: int = 0
+    parse_failures: int = 0
+    unverified: int = 0
     addresses: dict[str, AddressReport] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
 
+    def add(self, batch: Batch) -> None:
+        """Fold one batch of the pipeline into the report."""
+        self.lines += batch.lines
+        self.parsed += batch.access
+        self.parse_failures += batch.parse_failures
+        self.unverified += batch.unverified
+        for ip, tally in batch.tallies.items():
+            found = self.addresses.get(ip)
+            if found is None:
+                self.addresses[ip] = AddressReport(tally)
+            else:
+                found.tally.add(tally)
+        for alert in batch.verdicts.alerts:
+            self.record(alert)
+
     def record(self, alert: Alert) -> None:
         """Note an alert: its kind becomes a reason, a ban kind makes the verdict "ban"."""
-        target = self.addresses.setdefault(alert.ip, AddressReport())
+        target = self.addresses.get(alert.ip)
+        if target is None:
+            target = self.addresses[alert.ip] = AddressReport(AddressTally(alert.time, alert.time))
         target.reasons.add(alert.kind)
         target.ban = target.ban or alert.kind in BAN_KINDS
         self.alerts.append(alert.as_json())
 
+    def summary(self) -> str:
+        """One line: lines, access lines, addresses, bans, watches (and a hint when blind)."""
+        verdicts = [r.verdict() for r in self.addresses.values()]
+        text = (
+            f"{self.lines} lines, {self.parsed} access lines, {len(self.addresses)} addresses:"
+            f" {verdicts.count('ban')} to ban, {verdicts.count('watch')} to watch"
+        )
+        if self.lines and not self.parsed:
+            text += " (no access lines: Plex's debug logging is probably off)"
+        return text
+
     def as_json(self) -> dict[str, Any]:
-        """``{"lines", "parsed", "addresses": [{"ip", "verdict", "failed_auth", "probes", "requests", "reasons"}]}``."""
+        """The documented shape: ``{"lines", "parsed", "addresses": [...]}``.
+
+        Each address: ``{"ip", "verdict", "failed_auth", "probes", "requests", "alerts", "reasons"}``.
+        """
         order = {"ban": 0, "watch": 1, "ok": 2}
         rows = sorted(
-            self.addresses.items(), key=lambda kv: (order[kv[1].verdict()], -kv[1].failed_auth - kv[1].probes, kv[0])
+            self.addresses.items(),
+            key=lambda kv: (order[kv[1].verdict()], -kv[1].tally.failed_auth - kv[1].tally.probes, kv[0]),
         )
         return {
             "lines": self.lines,
@@ -108,9 +139,10 @@ class ScanReport:
                 {
                     "ip": ip,
                     "verdict": rep.verdict(),
-                    "failed_auth": rep.failed_auth,
-                    "probes": rep.probes,
-                    "requests": rep.requests,
+                    "failed_auth": rep.tally.failed_auth,
+                    "probes": rep.tally.probes,
+                    "requests": rep.tally.requests,
+                    "alerts": rep.tally.alerts,
                     "reasons": sorted(rep.reasons),
                 }
                 for ip, rep in rows
@@ -118,182 +150,55 @@ class ScanReport:
         }
 
 
-def scan_lines(
-    lines: Iterable[str],
-    config: DetectConfig,
-    report: ScanReport | None = None,
-    *,
-    joiner_capacity: int = JOINER_CAPACITY,
-) -> ScanReport:
-    """Run parser, joiner and detector over *lines*, accumulating into *report*."""
-    report = report or ScanReport()
-    parser = LogParser()
-    joiner = RequestJoiner(joiner_capacity)
-    detector = Detector(config)
-    addresses = report.addresses
-    verdicts = Verdicts()
-    for line in lines:
-        report.lines += 1
-        rec = parser.parse(line)
-        if rec is None:
-            continue
-        report.parsed += 1
-        event = joiner.feed(rec)
-        if event is None:
-            continue
-        rep = addresses.get(event.ip)
-        if rep is None:
-            rep = addresses[event.ip] = AddressReport()
-        rep.requests += 1
-        if is_probe(event.path):
-            rep.probes += 1
-        detector.feed(event, verdicts)
-        if verdicts.failures:
-            rep.failed_auth += len(verdicts.failures)
-            verdicts.failures.clear()
-        if verdicts.alerts:
-            for alert in verdicts.alerts:
-                report.record(alert)
-            verdicts.alerts.clear()
+def scan_lines(lines: Iterable[str], config: DetectConfig, *, trusted_proxies: Iterable[str] = ()) -> ScanReport:
+    """Run the pipeline over *lines* as one log."""
+    pipeline = Pipeline(config, trusted_proxies=trusted_proxies)
+    report = ScanReport()
+    pipeline.feed(lines)
+    pipeline.finish()
+    report.add(pipeline.take())
     return report
 
 
-def compiled_available() -> bool:
-    """Whether the compiled scan was built (``pip install`` with a C compiler)."""
-    return _fastscan is not None
+class Progress:
+    """Bytes read and lines per second on a terminal's stderr, at most twice a second."""
+
+    def __init__(self, total: int, write: Callable[[str], object]) -> None:
+        self.total = total
+        self.read = 0
+        self.lines = 0
+        self._write = write
+        self._start = self._last = time.monotonic()
+
+    def advance(self, size: int) -> None:
+        """Count *size* more bytes read; redraw when half a second passed."""
+        self.read += size
+        now = time.monotonic()
+        if now - self._last >= 0.5 or (size == 0 and self.read >= self.total):
+            self._last = now
+            rate = self.lines / max(now - self._start, 1e-6)
+            percent = 100 * self.read / max(self.total, 1)
+            self._write(f"\r{self.read / 1e6:8.1f} / {self.total / 1e6:.1f} MB ({percent:3.0f} %), {rate:,.0f} lines/s")
 
 
 def scan_files(
     paths: Iterable[Path],
     config: DetectConfig,
     *,
-    compiled: bool | None = None,
+    trusted_proxies: Iterable[str] = (),
     joiner_capacity: int = JOINER_CAPACITY,
+    progress: Progress | None = None,
 ) -> ScanReport:
-    """Scan files oldest first as one continuous log.
-
-    *compiled* None uses the compiled twin when it exists (``PLEX_SECURITY_SCAN=python``
-    forces the reference); True requires it, False never uses it.
-    """
-    ordered = oldest_first(paths)
-    if compiled is None:
-        compiled = _fastscan is not None and os.environ.get("PLEX_SECURITY_SCAN") != "python"
-    if compiled:
-        return _scan_compiled(ordered, config, joiner_capacity)
-
-    def all_lines() -> Iterator[str]:
-        for path in ordered:
-            yield from read_lines(path)
-
-    return scan_lines(all_lines(), config, joiner_capacity=joiner_capacity)
-
-
-def _address_facts(text: str) -> tuple[str, str, str, bool] | None:
-    ip = canonical_ip(text)
-    if ip is None:
-        return None
-    return ip, source_key(ip), user_network(ip), is_public(ip)
-
-
-def _feed_file(scanner: Any, handle: io.FileIO) -> None:
-    """Read into one reused buffer; a partial last line moves to its front for the next read."""
-    buf = bytearray(READ_CHUNK)
-    filled = 0
-    while True:
-        if filled == len(buf):
-            buf.extend(bytes(len(buf)))  # one line longer than the buffer
-        with memoryview(buf) as view:
-            got = handle.readinto(view[filled:])
-            if not got:
-                scanner.feed(view[:filled], True)
-                return
-            filled += got
-            used = scanner.feed(view[:filled])
-        buf[: filled - used] = buf[used:filled]
-        filled -= used
-
-
-def _scan_compiled(
-    paths: list[Path],
-    config: DetectConfig,
-    joiner_capacity: int,
-    trace: Callable[[str, tuple[Any, ...]], None] | None = None,
-) -> ScanReport:
-    if _fastscan is None:
-        raise RuntimeError("the compiled scan was not built (no C compiler at install time)")
+    """Scan files oldest first as one continuous log."""
+    pipeline = Pipeline(config, trusted_proxies=trusted_proxies, joiner_capacity=joiner_capacity)
     report = ScanReport()
-    parser = LogParser()
-    window = float(config.failed_auth_window)
-
-    def parse(raw: bytes) -> tuple[Any, ...] | None:
-        rec = parser.parse(raw.decode("utf-8", "replace"))
-        if rec is None:
-            return None
-        cls = rec.net_class.value if rec.net_class is not None else None
-        return (
-            rec.time,
-            rec.completed,
-            rec.ip,
-            rec.port,
-            cls,
-            rec.path,
-            rec.status,
-            rec.request_id,
-            rec.user,
-            rec.signed_in,
-        )
-
-    def on_alert(  # noqa: PLR0917 - called positionally from C
-        kind: str,
-        ip: str,
-        time: float,
-        first: float,
-        count: int,
-        score: int,
-        samples: list[str],
-        net_class: str,
-        extra: dict[str, object] | None,
-    ) -> None:
-        alert = make_alert(
-            kind,
-            ip,
-            time,
-            first,
-            count=count,
-            score=score,
-            samples=samples,
-            window_s=int(window),
-            net_class=net_class,
-            extra=extra or {},
-        )
-        report.record(alert)
-
-    scanner = _fastscan.Scanner(
-        facts=_address_facts,
-        classify=path_flags,
-        sanitise=sanitise_path,
-        epoch=parser.epoch,
-        parse=parse,
-        alert=on_alert,
-        window=window,
-        threshold=float(config.failed_auth_threshold),
-        probe_threshold=config.probe_threshold,
-        scan_paths=config.scan_distinct_paths,
-        scan_window=float(config.scan_window),
-        flood=float(config.flood_per_minute),
-        trust=float(config.trust_after_signin),
-        factor=float(config.trusted_factor),
-        max_sources=config.max_tracked_sources,
-        capacity=joiner_capacity,
-        seed=int.from_bytes(os.urandom(8), "little"),
-        trace=trace,
-    )
-    for path in paths:
-        with path.open("rb", buffering=0) as handle:
-            _feed_file(scanner, handle)
-    lines, parsed, rows = scanner.result()
-    report.lines, report.parsed = lines, parsed
-    for ip, requests, failed, probes in rows:
-        rep = report.addresses.setdefault(ip, AddressReport())
-        rep.requests, rep.failed_auth, rep.probes = requests, failed, probes
+    advance = progress.advance if progress is not None else None
+    for path in oldest_first(paths):
+        for lines in read_chunks(path, advance):
+            pipeline.feed(lines)
+            report.add(pipeline.take())  # per chunk: the failures list stays one chunk long
+            if progress is not None:
+                progress.lines += len(lines)
+    pipeline.finish()
+    report.add(pipeline.take())
     return report

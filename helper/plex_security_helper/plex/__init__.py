@@ -1,0 +1,1 @@
+"""Plex beyond the log: the server's sessions, the owner's plex.tv account, webhooks, offline geo data."""

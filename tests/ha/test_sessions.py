@@ -1,0 +1,102 @@
+"""Streams in Home Assistant: the stream sensors, stop_stream ending the emulator's session with
+its message, and a device.new webhook reaching the event entity."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import entity_registry as er
+
+from custom_components.plex_security.const import CONF_LONG_POLL, CONF_SCAN_INTERVAL, DOMAIN
+from plex_security_helper.demo.plexemu import EmuSession, PlexState
+from tests.ha.conftest import HELPER_ID, audited_helper, call_service, make_entry, state_of
+from tests.helperproc import HelperProcess
+
+SECRET = "ha-webhook-secret-0123456789"
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def streaming(
+    tmp_path: Path, plex: tuple[PlexState, int], hass: HomeAssistant
+) -> AsyncIterator[tuple[PlexState, HelperProcess]]:
+    state, port = plex
+    state.sessions = [
+        EmuSession("ha-away", "eve", "198.51.100.5"),
+        EmuSession("ha-home", "owner", "192.168.1.20", local=True),
+    ]
+    proc = audited_helper(tmp_path / "helper", port)
+    proc.extra_config += f'[sessions]\ninterval = 1\n[webhook]\nsecret = "{SECRET}"\n'
+    await hass.async_add_executor_job(proc.start)
+    entry = make_entry(proc, **{CONF_LONG_POLL: True, CONF_SCAN_INTERVAL: 1})
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    yield state, proc
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_add_executor_job(proc.stop)
+
+
+def _entity(hass: HomeAssistant, domain: str, key: str) -> str:
+    entity_id = er.async_get(hass).async_get_entity_id(domain, DOMAIN, f"{HELPER_ID}_{key}")
+    assert entity_id is not None, key
+    return entity_id
+
+
+async def test_stream_sensors_and_stop_stream(hass: HomeAssistant, streaming: tuple[PlexState, HelperProcess]) -> None:
+    state, _ = streaming
+    remote, local = _entity(hass, "sensor", "streams_remote"), _entity(hass, "sensor", "streams_local")
+    await _until(lambda: state_of(hass, remote) == "1")
+    assert state_of(hass, local) == "1"
+
+    response = await call_service(hass, "stop_stream", {"session_id": "ha-away", "message": "Sharing is off."})
+    assert response == {"stopped": [{"server": "Plex Security (127.0.0.1)", "session_id": "ha-away"}]}
+    assert state.terminated == {"ha-away": "Sharing is off."}
+    assert [s.session_id for s in state.sessions] == ["ha-home"]
+    await _until(lambda: state_of(hass, remote) == "0")
+
+    with pytest.raises(ServiceValidationError, match="ha-away"):
+        await call_service(hass, "stop_stream", {"session_id": "ha-away"})
+
+
+async def test_a_device_new_webhook_fires_the_event_entity(
+    hass: HomeAssistant, streaming: tuple[PlexState, HelperProcess]
+) -> None:
+    _, proc = streaming
+    entity_id = _entity(hass, "event", "suspicious_access")
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="payload"\r\nContent-Type: application/json\r\n\r\n'
+        + json.dumps(
+            {"event": "device.new", "Account": {"title": "owner"}, "Player": {"title": "Smart TV", "uuid": "tv-9"}}
+        ).encode()
+        + b"\r\n--b--\r\n"
+    )
+
+    def post() -> None:
+        req = urllib.request.Request(f"{proc.url}/api/v1/webhook/{SECRET}", data=body, method="POST")
+        req.add_header("Content-Type", "multipart/form-data; boundary=b")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 200
+
+    await hass.async_add_executor_job(post)
+
+    def fired() -> bool:
+        found = hass.states.get(entity_id)
+        return found is not None and found.attributes.get("event_type") == "new_device"
+
+    await _until(fired)  # the long-poll delivers it (about a second at most; not timed here)
+    found = hass.states.get(entity_id)
+    assert found is not None
+    assert found.attributes["user"] == "owner" and found.attributes["seq"] >= 1

@@ -1,0 +1,95 @@
+"""The owner's plex.tv account through the emulator: 2FA off and an account idle 200 days are findings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plex_security_helper.demo.plexemu import PlexState
+from tests.helper.contract import validate_response
+from tests.helperproc import HelperProcess
+from tests.plexemu_thread import running_emulator
+
+TOKEN = "plex-online-token-0123"
+DAY = 86_400
+
+
+def audited(helper: HelperProcess) -> Any:
+    """The report of the audit the helper runs at start (bounded wait)."""
+    for _ in range(100):
+        report = helper.get("/api/v1/audit")["report"]
+        if report is not None:
+            return report
+        time.sleep(0.1)
+    raise AssertionError("no audit report")
+
+
+@pytest.fixture
+def account(tmp_path: Path, socket_enabled: None) -> Iterator[tuple[PlexState, HelperProcess]]:
+    now = time.time()
+    state = PlexState(
+        token=TOKEN,
+        two_factor=False,
+        shared_users={"gone-friend": now - 200 * DAY, "active-friend": now - 2 * DAY},
+        devices={"Old Tablet": now - 400 * DAY, "Phone": now - DAY},
+    )
+    with running_emulator(state) as url:
+        # The token comes from Preferences.xml (PlexOnlineToken), as on a real server.
+        (tmp_path / "Preferences.xml").write_text(f'<?xml version="1.0"?><Preferences PlexOnlineToken="{TOKEN}"/>')
+        helper = HelperProcess(
+            tmp_path,
+            extra_config=(
+                f'[audit]\nplex_url = "{url}"\ndocker = false\nhost = false\n'
+                f'[plex_tv]\nenabled = true\nurl = "{url}"\ninterval = 1\ninactive_days = 90\ndevice_stale_days = 180\n'
+                "[sessions]\nenabled = false\n"
+            ),
+        )
+        helper.start()
+        try:
+            yield state, helper
+        finally:
+            helper.stop()
+
+
+def test_two_factor_off_and_stale_users_and_devices(account: tuple[PlexState, HelperProcess]) -> None:
+    _, helper = account
+    report = audited(helper)
+    found = {(f["id"], f["subject"]) for f in report["findings"] if f["id"].startswith("plex_tv.")}
+    assert found == {
+        ("plex_tv.two_factor_off", ""),
+        ("plex_tv.user_inactive", "gone-friend"),
+        ("plex_tv.device_stale", "dev-0"),
+    }
+    assert "plex_tv" not in report["not_checked"]
+    assert report["facts"]["plex_tv"]["two_factor"] is False
+    everything = str(helper.get("/api/v1/audit")) + str(helper.get("/api/v1/status")) + helper.stderr()
+    assert TOKEN not in everything and "device-token-never-read" not in everything
+
+
+def test_off_by_default(helper: HelperProcess) -> None:
+    report = audited(helper)
+    assert "enabled = false" in report["not_checked"]["plex_tv"]
+    assert not [f for f in report["findings"] if f["id"].startswith("plex_tv.")]
+
+
+def test_a_newly_authorized_device_is_an_alert(account: tuple[PlexState, HelperProcess]) -> None:
+    state, helper = account
+    status = helper.wait_for(lambda s: s["plex_tv"]["available"], timeout=10)
+    assert status["plex_tv"]["devices"] == 2  # the first look learnt them, without alerts
+    validate_response(helper.get("/api/v1/openapi.json"), "/api/v1/status", 200, status)
+    assert [a for a in helper.get("/api/v1/alerts?after=0&wait=2")["alerts"] if a["kind"] == "new_device"] == []
+    state.devices["Unknown Smart TV"] = time.time()
+    found: list[dict[str, Any]] = []
+    cursor = 0
+    for _ in range(10):
+        body = helper.get(f"/api/v1/alerts?after={cursor}&wait=5")
+        found += [a for a in body["alerts"] if a["kind"] == "new_device"]
+        cursor = body["last_seq"]
+        if found:
+            break
+    (alert,) = found
+    assert alert["detail"]["device"] == "Unknown Smart TV" and alert["detail"]["source"] == "plex.tv"
