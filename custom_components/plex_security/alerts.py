@@ -98,6 +98,8 @@ class AlertListener:
         self._store: Store[dict[str, int]] = Store(hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.alerts")
         self._callbacks: list[AlertCallback] = []
         self._last_dispatch = 0.0
+        # Set by the event entity: the bus event names it, so its logbook shows the readable row.
+        self.event_entity_id: str | None = None
 
     @callback
     def subscribe(self, cb: AlertCallback) -> CALLBACK_TYPE:
@@ -156,7 +158,10 @@ class AlertListener:
             if (gap := MIN_GAP - (time.monotonic() - self._last_dispatch)) > 0:
                 await asyncio.sleep(gap)
             self._last_dispatch = time.monotonic()
-            self.hass.bus.async_fire(EVENT_SUSPICIOUS_ACCESS, event_data(self.hass, alert, self.entry_id, self.server))
+            data = event_data(self.hass, alert, self.entry_id, self.server)
+            if self.event_entity_id:
+                data["entity_id"] = self.event_entity_id
+            self.hass.bus.async_fire(EVENT_SUSPICIOUS_ACCESS, data)
             for cb in list(self._callbacks):
                 cb(alert)
             self.cursor = seq

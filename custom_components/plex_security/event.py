@@ -42,6 +42,7 @@ class PlexSecurityEvent(PlexSecurityEntity, EventEntity):
         """Subscribe to the alert stream."""
         await super().async_added_to_hass()
         self.async_on_remove(self._alerts.subscribe(self._handle_alert))
+        self._alerts.event_entity_id = self.entity_id
 
     @callback
     def _handle_alert(self, alert: dict[str, Any]) -> None:

@@ -9,7 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from homeassistant.components.logbook.const import LOGBOOK_ENTRY_MESSAGE, LOGBOOK_ENTRY_NAME
+from homeassistant.components.logbook.const import (
+    LOGBOOK_ENTRY_ENTITY_ID,
+    LOGBOOK_ENTRY_MESSAGE,
+    LOGBOOK_ENTRY_NAME,
+)
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers.translation import async_get_cached_translations
 
@@ -57,9 +61,12 @@ def async_describe_events(
     def describe(event: Event) -> dict[str, str]:
         data = dict(event.data)
         title = alert_title(hass, str(data.get("type") or ""))
-        return {
+        row = {
             LOGBOOK_ENTRY_NAME: str(data.get("server") or "Plex Security"),
             LOGBOOK_ENTRY_MESSAGE: alert_message(title, data),
         }
+        if data.get("entity_id"):
+            row[LOGBOOK_ENTRY_ENTITY_ID] = str(data["entity_id"])
+        return row
 
     async_describe_event(DOMAIN, EVENT_SUSPICIOUS_ACCESS, describe)

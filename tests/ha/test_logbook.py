@@ -79,11 +79,27 @@ async def test_seven_alerts_are_seven_readable_rows(
         assert sum(m.startswith(f"Banned of {ip}") for m in messages) == 1, messages
     assert sum(m.startswith(f"Unbanned of {ATTACKERS[0]}") for m in messages) == 1, messages
     assert all(r["name"] == entry.title for r in described)
+    # Each readable row belongs to the event entity: its own logbook (a dashboard card) shows it.
+    assert all(r.get("entity_id") == EVENT_ENTITY for r in described)
     banned = next(m for m in messages if m.startswith("Banned of"))
     assert "failed_login_burst" in banned  # the ban's reason
     assert "recorded only (monitor mode)" in banned  # what was done
 
+    # The entity's own logbook (as a dashboard's logbook card asks for it) has the readable rows.
+    await client.send_json(
+        {
+            "id": 2,
+            "type": "logbook/get_events",
+            "start_time": start.isoformat(),
+            "end_time": dt_util.utcnow().isoformat(),
+            "entity_ids": [EVENT_ENTITY],
+        }
+    )
+    response = await client.receive_json()
+    assert response["success"], response
+    assert sorted(r["message"] for r in response["result"] if r.get("domain") == DOMAIN) == sorted(messages)
+
     # The event entity changed state once per alert: none is hidden behind another.
-    states = [r["state"] for r in rows if r.get("entity_id") == EVENT_ENTITY]
+    states = [r["state"] for r in rows if r.get("entity_id") == EVENT_ENTITY and "state" in r]
     assert len(states) == 7, states
     assert len(set(states)) == 7
