@@ -157,13 +157,14 @@ class AlertListener:
                 continue
             if (gap := MIN_GAP - (time.monotonic() - self._last_dispatch)) > 0:
                 await asyncio.sleep(gap)
-            self._last_dispatch = time.monotonic()
             data = event_data(self.hass, alert, self.entry_id, self.server)
             if self.event_entity_id:
                 data["entity_id"] = self.event_entity_id
             self.hass.bus.async_fire(EVENT_SUSPICIOUS_ACCESS, data)
             for cb in list(self._callbacks):
                 cb(alert)
+            # Measured from after the callbacks: the event entity took its time stamp among them.
+            self._last_dispatch = time.monotonic()
             self.cursor = seq
         if alerts:
             await self._store.async_save({"cursor": self.cursor})

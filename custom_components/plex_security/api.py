@@ -96,7 +96,8 @@ class Snapshot:
     firewall: dict[str, Any]
     plex: dict[str, Any]
     audit: dict[str, Any]
-    raw: dict[str, Any] = field(repr=False)
+    fleet: dict[str, Any] = field(default_factory=lambda: {"configured": False})
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
     fetched: float = 0.0
 
     @classmethod
@@ -124,6 +125,7 @@ class Snapshot:
                 firewall=data.get("firewall") or {"available": False},
                 plex=data.get("plex") or {"available": False},
                 audit=data.get("audit") or {"available": False},
+                fleet=data.get("fleet") or {"configured": False},
                 raw=data,
                 fetched=time.time(),
             )

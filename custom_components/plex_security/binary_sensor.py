@@ -28,6 +28,7 @@ class PlexSecurityBinarySensorDescription(BinarySensorEntityDescription):
     """A yes/no read from the snapshot (``window`` is the under-attack window in seconds)."""
 
     is_on_fn: Callable[[Snapshot, float], bool | None]
+    fleet_only: bool = False  # only for helpers with a [crowdsec] section
 
 
 def _config_problem(s: Snapshot, _: float) -> bool | None:
@@ -42,6 +43,14 @@ def _under_attack(s: Snapshot, window: float) -> bool:
 
 
 BINARY_SENSORS: tuple[PlexSecurityBinarySensorDescription, ...] = (
+    PlexSecurityBinarySensorDescription(
+        key="fleet_lapi",
+        translation_key="fleet_lapi",
+        device_class=BinarySensorDeviceClass.CONNECTIVITY,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        is_on_fn=lambda s, _: s.fleet.get("lapi_reachable"),
+        fleet_only=True,
+    ),
     PlexSecurityBinarySensorDescription(
         key="plex_configuration",
         translation_key="plex_configuration",
@@ -82,7 +91,11 @@ async def async_setup_entry(
 ) -> None:
     """Add the binary sensors of one helper."""
     window = 60.0 * float(entry.options.get(CONF_ATTACK_WINDOW, DEFAULT_ATTACK_WINDOW))
-    async_add_entities(PlexSecurityBinarySensor(entry.runtime_data.coordinator, d, window) for d in BINARY_SENSORS)
+    coordinator = entry.runtime_data.coordinator
+    fleet = bool(coordinator.data.fleet.get("configured"))
+    async_add_entities(
+        PlexSecurityBinarySensor(coordinator, d, window) for d in BINARY_SENSORS if fleet or not d.fleet_only
+    )
 
 
 class PlexSecurityBinarySensor(PlexSecurityEntity, BinarySensorEntity):

@@ -22,6 +22,7 @@ ISSUES: dict[str, tuple[ir.IssueSeverity, Callable[[Snapshot], bool]]] = {
         ir.IssueSeverity.WARNING,
         lambda s: s.plex.get("debug_logging") is False or not s.following,
     ),
+    "fleet_credentials_rejected": (ir.IssueSeverity.ERROR, lambda s: s.fleet.get("credentials_ok") is False),
 }
 
 

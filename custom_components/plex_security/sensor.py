@@ -31,6 +31,7 @@ class PlexSecuritySensorDescription(SensorEntityDescription):
     """A sensor read from the status snapshot."""
 
     value_fn: Callable[[Snapshot], StateType | datetime]
+    fleet_only: bool = False  # only for helpers with a [crowdsec] section
 
 
 def _last_alert_time(s: Snapshot) -> datetime | None:
@@ -157,6 +158,14 @@ SENSORS: tuple[PlexSecuritySensorDescription, ...] = (
         value_fn=lambda s: s.firewall_drops,
     ),
     PlexSecuritySensorDescription(
+        key="fleet_push_queue",
+        translation_key="fleet_push_queue",
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: s.fleet.get("push_queue"),
+        fleet_only=True,
+    ),
+    PlexSecuritySensorDescription(
         key="streams_remote",
         translation_key="streams_remote",
         state_class=SensorStateClass.MEASUREMENT,
@@ -178,7 +187,8 @@ async def async_setup_entry(
 ) -> None:
     """Add the sensors of one helper."""
     coordinator = entry.runtime_data.coordinator
-    async_add_entities(PlexSecuritySensor(coordinator, d) for d in SENSORS)
+    fleet = bool(coordinator.data.fleet.get("configured"))
+    async_add_entities(PlexSecuritySensor(coordinator, d) for d in SENSORS if fleet or not d.fleet_only)
 
 
 class PlexSecuritySensor(PlexSecurityEntity, SensorEntity):

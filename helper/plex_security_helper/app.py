@@ -18,6 +18,8 @@ from .api.errors import error_middleware
 from .api.firewall import restore_setting
 from .api.firewall import routes as firewall_routes
 from .api.ips import routes as ip_routes
+from .api.metrics import METRICS_KEY
+from .api.metrics import routes as metrics_routes
 from .api.routes import AUDITOR_KEY, DEVICES_KEY, GEO_KEY, HELPER_ID_KEY, MAX_WAIT_KEY, MONITOR_KEY, STARTED_KEY, routes
 from .api.sessions import SESSIONS_KEY
 from .api.sessions import routes as session_routes
@@ -25,6 +27,8 @@ from .api.webhook import MAX_BYTES_KEY
 from .api.webhook import routes as webhook_routes
 from .audit.runner import Auditor, schedule
 from .config import Config
+from .fleet.service import FLEET_KEY, Fleet
+from .metrics import Metrics
 from .model import Origin
 from .monitor import Monitor
 from .plex import geo
@@ -68,9 +72,12 @@ def _ban_guesser(monitor: Monitor) -> Callable[[str], None]:
 def create_app(config: Config) -> web.Application:
     """Build the application; the monitor starts and stops with it."""
     monitor = Monitor(config)
+    metrics = Metrics()
+    fleet = Fleet(config.crowdsec, monitor, metrics, config.helper_id)
     app = web.Application(
         middlewares=[
             error_middleware,
+            metrics.middleware(),
             token_middleware(
                 config.api.token,
                 monitor.enforcer.policy.protect_address,
@@ -84,6 +91,8 @@ def create_app(config: Config) -> web.Application:
         client_max_size=MAX_BODY,
     )
     app[MONITOR_KEY] = monitor
+    app[METRICS_KEY] = metrics
+    app[FLEET_KEY] = fleet
     auditor = Auditor(config.audit, monitor.enforcer)
     auditor.plex_tv = config.plex_tv
     app[AUDITOR_KEY] = auditor
@@ -98,6 +107,7 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(audit_routes)
     app.add_routes(ip_routes)
     app.add_routes(firewall_routes)
+    app.add_routes(metrics_routes)
     app.add_routes(session_routes)
     app.add_routes(webhook_routes)
     app[DEVICES_KEY] = DeviceWatch(enabled=config.plex_tv.enabled)
@@ -109,6 +119,8 @@ def create_app(config: Config) -> web.Application:
         geo.install(places)
         await monitor.start()
         await restore_setting(monitor)
+        metrics.start_seq = monitor.last_seq
+        await fleet.start()
         tasks = [asyncio.create_task(schedule(auditor, config.audit.interval), name="plex-security-audit")]
         if config.sessions.enabled:
             tasks.append(asyncio.create_task(watch(watcher, monitor), name="plex-security-sessions"))
@@ -121,6 +133,7 @@ def create_app(config: Config) -> web.Application:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await watcher.close()
+        await fleet.stop()
         await monitor.stop()
         geo.install(None)
         places.close()

@@ -107,6 +107,32 @@ class AuditConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CrowdsecConfig:
+    """CrowdSec's Local API: push our decisions as a machine, stream the fleet's as a bouncer."""
+
+    lapi_url: str
+    machine_id: str = ""  # push is on with a machine id and password, or with a TLS client certificate
+    password: str = field(default="", repr=False)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    ca_cert: Path | None = None
+    bouncer_key: str = field(default="", repr=False)  # pull is on with a bouncer API key
+    stream_interval: float = 10.0
+    retry_max: float = 60.0  # longest wait between two push attempts while LAPI is down
+    origins: tuple[str, ...] = ()  # stream only these LAPI origins (empty: all)
+
+    @property
+    def push(self) -> bool:
+        """The helper pushes its decisions (machine credentials configured)."""
+        return bool((self.machine_id and self.password) or self.tls_cert)
+
+    @property
+    def pull(self) -> bool:
+        """The helper enforces the fleet's decisions (bouncer key configured)."""
+        return bool(self.bouncer_key)
+
+
+@dataclass(frozen=True, slots=True)
 class GeoConfig:
     """Offline geo data: the packaged table, plus the owner's ``.mmdb`` files (MaxMind, DB-IP, IPinfo)."""
 
@@ -158,6 +184,7 @@ class Config:
     retention_days: int
     audit: AuditConfig
     firewall: FirewallConfig = FirewallConfig()
+    crowdsec: CrowdsecConfig | None = None
     geo: GeoConfig = GeoConfig()
     sessions: SessionsConfig = SessionsConfig()
     plex_tv: PlexTvConfig = PlexTvConfig()
@@ -220,6 +247,24 @@ FIREWALL_SCHEMA = {
     vol.Optional("fail2ban_client", default="fail2ban-client"): _nonempty,
 }
 
+_SECRET = vol.All(str, vol.Length(min=8, max=256), vol.Match(r"^[\x21-\x7e]+$", msg="printable, no spaces"))
+CROWDSEC_SCHEMA = {
+    vol.Required("lapi_url"): vol.All(
+        str, vol.Match(r"^https?://[A-Za-z0-9.:\[\]-]{1,253}(:\d{1,5})?/?$", msg="an http(s)://host:port URL")
+    ),
+    vol.Optional("machine_id", default=""): vol.All(
+        str, vol.Match(r"^[A-Za-z0-9_.-]{0,64}$", msg="a machine name as registered with cscli")
+    ),
+    vol.Optional("password", default=""): vol.Any("", _SECRET),
+    vol.Optional("tls_cert"): _nonempty,
+    vol.Optional("tls_key"): _nonempty,
+    vol.Optional("ca_cert"): _nonempty,
+    vol.Optional("bouncer_key", default=""): vol.Any("", _SECRET),
+    vol.Optional("stream_interval", default=10.0): vol.All(vol.Coerce(float), vol.Range(min=1.0, max=3600.0)),
+    vol.Optional("retry_max", default=60.0): vol.All(vol.Coerce(float), vol.Range(min=1.0, max=3600.0)),
+    vol.Optional("origins", default=[]): [vol.All(str, vol.Match(r"^[A-Za-z0-9_.-]{1,64}$", msg="an origin name"))],
+}
+
 SCHEMA = vol.Schema(
     {
         vol.Required("helper"): {vol.Required("id"): _nonempty},
@@ -246,6 +291,7 @@ SCHEMA = vol.Schema(
             for name, t in THRESHOLDS.items()
         },
         vol.Optional("firewall", default={}): FIREWALL_SCHEMA,
+        vol.Optional("crowdsec"): CROWDSEC_SCHEMA,
         vol.Optional("audit", default={}): {
             vol.Optional("plex_dir"): _nonempty,
             vol.Optional("interval", default=3600): vol.All(int, vol.Range(min=300, max=7 * 86_400)),
@@ -336,6 +382,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path) -> Config:
         database=resolve(data["storage"]["database"]),
         retention_days=data["storage"]["retention_days"],
         firewall=_firewall(data["firewall"], resolve),
+        crowdsec=_crowdsec(data["crowdsec"], resolve) if "crowdsec" in data else None,
         audit=_audit(data["audit"], resolve, resolve(data["monitor"]["log_path"])),
         geo=GeoConfig(mmdb=tuple(resolve(p) for p in data["geo"]["mmdb"]), cache_size=data["geo"]["cache_size"]),
         sessions=SessionsConfig(**data["sessions"]),
@@ -387,6 +434,35 @@ def _firewall(fw: dict[str, Any], resolve: Callable[[str], Path]) -> FirewallCon
         fail2ban_socket=fw["fail2ban_socket"],
         fail2ban_jail=fw["fail2ban_jail"],
         fail2ban_client=fw["fail2ban_client"],
+    )
+
+
+def _crowdsec(raw: dict[str, Any], resolve: Callable[[str], Path]) -> CrowdsecConfig:
+    if bool(raw.get("tls_cert")) != bool(raw.get("tls_key")):
+        raise ConfigError("invalid configuration at crowdsec: tls_cert and tls_key go together")
+    if raw["password"] and not raw["machine_id"]:
+        raise ConfigError("invalid configuration at crowdsec.password: needs machine_id")
+    if raw["machine_id"] and not (raw["password"] or raw.get("tls_cert")):
+        raise ConfigError("invalid configuration at crowdsec.machine_id: needs password or tls_cert and tls_key")
+    if not (raw["machine_id"] or raw.get("tls_cert") or raw["bouncer_key"]):
+        raise ConfigError(
+            "invalid configuration at crowdsec: needs machine_id and password (push) or bouncer_key (pull)"
+        )
+
+    def path(key: str) -> Path | None:
+        return resolve(raw[key]) if raw.get(key) else None
+
+    return CrowdsecConfig(
+        lapi_url=raw["lapi_url"].rstrip("/"),
+        machine_id=raw["machine_id"],
+        password=raw["password"],
+        tls_cert=path("tls_cert"),
+        tls_key=path("tls_key"),
+        ca_cert=path("ca_cert"),
+        bouncer_key=raw["bouncer_key"],
+        stream_interval=raw["stream_interval"],
+        retry_max=raw["retry_max"],
+        origins=tuple(raw["origins"]),
     )
 
 
@@ -509,6 +585,27 @@ device_stale_days = 180
 # Plex webhooks (Settings > Webhooks) to http://<helper>:<port>/api/v1/webhook/<secret>;
 # 16-128 letters, digits, _ or -. Empty: off.
 secret = ""
+
+# [crowdsec]
+# Share bans with a fleet through CrowdSec's Local API (README: "Fleet on CrowdSec").
+# lapi_url = "http://192.168.1.5:8080"
+# Push: this helper's bans go to LAPI as alerts with decisions (scenario plex-security/<kind>).
+# Register it first on the LAPI host: cscli machines add plex-host-a --password '...'
+# machine_id = "plex-host-a"
+# password = "..."
+# Or authenticate with a TLS client certificate (LAPI configured for TLS auth):
+# tls_cert = "/etc/plex-security/lapi-client.pem"
+# tls_key = "/etc/plex-security/lapi-client-key.pem"
+# ca_cert = "/etc/plex-security/lapi-ca.pem"
+# Pull: enforce the fleet's decisions in this helper's table: cscli bouncers add plex-host-a
+# bouncer_key = "..."
+# Seconds between two pulls of /v1/decisions/stream (CrowdSec's bouncers use 10).
+# stream_interval = 10
+# Longest wait (seconds) between two push attempts while LAPI is unreachable.
+# retry_max = 60
+# Only these LAPI decision origins (e.g. ["crowdsec", "cscli", "plex-security"]); empty: all,
+# including the community blocklist ("CAPI", "lists").
+# origins = []
 
 [storage]
 database = {_toml_str(database)}

@@ -107,10 +107,16 @@ class Origin(StrEnum):
     DETECTOR = "detector"
     MANUAL = "manual"
     HOME_ASSISTANT = "home_assistant"
+    # Decisions streamed from CrowdSec's Local API: the fleet's (other machines, cscli) and the
+    # community blocklist's (LAPI origins "CAPI" and "lists"). Enforced in their own sets.
+    FLEET = "crowdsec"
+    COMMUNITY = "capi"
 
 
 # The origins an API caller may claim (the detector's are the helper's own).
 CALLER_ORIGINS = (Origin.MANUAL.value, Origin.HOME_ASSISTANT.value)
+# The origins of bans this helper makes itself (recorded, enforced and pushed to the fleet).
+LOCAL_ORIGINS = (Origin.DETECTOR.value, *CALLER_ORIGINS)
 
 
 class NetClass(StrEnum):

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .logwatch.tail import Position
 from .model import BAN_KINDS, AddressTally, Alert, AlertKind, Ban, FailedAuth, Verdict
 
-__all__ = ["AddressTally", "Alert", "Ban", "FailedAuth", "Store", "open_store"]
+__all__ = ["AddressTally", "Alert", "Ban", "FailedAuth", "OutboxItem", "Store", "open_store"]
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -54,6 +54,11 @@ CREATE TABLE IF NOT EXISTS addresses (
     alerts INTEGER NOT NULL, last_alert TEXT
 );
 CREATE INDEX IF NOT EXISTS addresses_last_seen ON addresses (last_seen);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, op TEXT NOT NULL, body TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL, last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_next_try ON outbox (next_try);
 CREATE TABLE IF NOT EXISTS user_countries (
     user TEXT NOT NULL, country TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
     last_ip TEXT NOT NULL, PRIMARY KEY (user, country)
@@ -120,6 +125,17 @@ def _alerts(rows: Iterable[Any]) -> list[Alert]:
         )
         for row in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A message for CrowdSec's Local API, kept until LAPI took it (``id`` is set once stored)."""
+
+    op: str  # what to do with it, e.g. "alert" (push a decision) or "delete" (lift one fleet-wide)
+    body: dict[str, Any]
+    id: int = 0
+    created: float = 0.0
+    attempts: int = 0
 
 
 class Store:
@@ -334,9 +350,10 @@ class Store:
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('firewall_setting', ?)", (json.dumps(dict(setting)),))
 
-    def put_bans(self, bans: Iterable[Ban]) -> None:
-        """Record bans (one transaction), replacing earlier records of the same targets."""
+    def put_bans(self, bans: Iterable[Ban], outbox: Iterable[OutboxItem] = (), now: float = 0.0) -> None:
+        """Record bans and their outbox messages (one transaction), replacing earlier records of the same targets."""
         with self._db:
+            self._add_outbox(outbox, now)
             self._db.executemany(
                 f"INSERT OR REPLACE INTO bans ({_BAN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
                 (
@@ -355,12 +372,16 @@ class Store:
                 ),
             )
 
-    def lift_ban(self, target: str, now: float) -> Ban | None:
-        """Mark an active ban lifted; return it, or None if *target* was not banned."""
+    def lift_ban(
+        self, target: str, now: float, outbox: Callable[[Ban], Iterable[OutboxItem]] | None = None
+    ) -> Ban | None:
+        """Mark an active ban lifted (with the outbox messages *outbox* makes of it); None if not banned."""
         current = self.ban(target)
         if current is None or not current.active(now):
             return None
         with self._db:
+            if outbox is not None:
+                self._add_outbox(outbox(current), now)
             self._db.execute("UPDATE bans SET lifted = ? WHERE target = ?", (now, target))
         return replace(current, lifted=now)
 
@@ -387,6 +408,52 @@ class Store:
             (now,),
         ).fetchone()
         return int(row[0])
+
+    # -- outbox: messages for CrowdSec's Local API --------------------------------------------
+    def _add_outbox(self, items: Iterable[OutboxItem], now: float) -> None:
+        self._db.executemany(
+            "INSERT INTO outbox (created, op, body, next_try) VALUES (?, ?, ?, ?)",
+            ((now, i.op, json.dumps(i.body, separators=(",", ":")), now) for i in items),
+        )
+
+    def add_outbox(self, items: Iterable[OutboxItem], now: float) -> None:
+        """Queue messages on their own (decisions that are not local bans)."""
+        with self._db:
+            self._add_outbox(items, now)
+
+    def outbox_due(self, now: float, limit: int) -> list[OutboxItem]:
+        """Messages whose next attempt is due, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, created, op, body, attempts FROM outbox WHERE next_try <= ? ORDER BY id LIMIT ?", (now, limit)
+        )
+        return [OutboxItem(op=r[2], body=json.loads(r[3]), id=r[0], created=r[1], attempts=r[4]) for r in rows]
+
+    def outbox_done(self, ids: Iterable[int]) -> None:
+        """LAPI took these messages: forget them."""
+        with self._db:
+            self._db.executemany("DELETE FROM outbox WHERE id = ?", ((i,) for i in ids))
+
+    def outbox_retry(self, ids: Iterable[int], next_try: float, error: str) -> None:
+        """These messages failed: count the attempt and try again at *next_try*."""
+        with self._db:
+            self._db.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, next_try = ?, last_error = ? WHERE id = ?",
+                ((next_try, error[:300], i) for i in ids),
+            )
+
+    def outbox_stats(self) -> tuple[int, float | None, float | None]:
+        """(messages queued, creation time of the oldest, soonest next attempt)."""
+        row = self._db.execute("SELECT COUNT(*), MIN(created), MIN(next_try) FROM outbox").fetchone()
+        return int(row[0]), row[1], row[2]
+
+    def alert_counts(self, after_seq: int) -> dict[str, int]:
+        """Alerts per kind stored after *after_seq* (the metrics' counters since start; ban events are not alerts)."""
+        info = _sql_list(AlertKind.with_verdict(Verdict.INFO))
+        rows = self._db.execute(
+            f"SELECT kind, COUNT(*) FROM alerts WHERE seq > ? AND kind NOT IN ({info}) GROUP BY kind",  # noqa: S608
+            (after_seq,),
+        )
+        return {kind: count for kind, count in rows}
 
     def allows(self) -> list[tuple[str, str, float]]:
         """Allow-list entries added at run time: (target, reason, created)."""

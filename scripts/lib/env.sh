@@ -91,3 +91,22 @@ ensure_ha_next_venv() {
     "$HA_NEXT_VENV/bin/python" -m pip install --quiet --ignore-requires-python -e "$ROOT/helper"
     echo "$want" >"$HA_NEXT_VENV/.spec"
 }
+
+# CrowdSec for the fleet tests (tests/system/test_crowdsec.py), which run their own LAPI under
+# their temp dir. The package's postinst registers with the Central API unless that
+# credentials file already has content (README.Debian); there is no network for it here, so
+# the file is written first. Whatever services the package started are stopped and disabled:
+# the system's LAPI and firewall bouncer have no business on a test machine.
+ensure_crowdsec() {
+    if ! dpkg-query -W -f='${Status}' crowdsec 2>/dev/null | grep -q "install ok installed" && [ "$(id -u)" -eq 0 ]; then
+        mkdir -p /etc/crowdsec
+        if [ ! -s /etc/crowdsec/online_api_credentials.yaml ]; then
+            echo "# no Central API: plex_security's tests run CrowdSec as a Local API only" \
+                >/etc/crowdsec/online_api_credentials.yaml
+        fi
+    fi
+    ensure_debs crowdsec crowdsec-firewall-bouncer
+    if [ -d /run/systemd/system ] && [ "$(id -u)" -eq 0 ]; then
+        systemctl disable --now crowdsec crowdsec-firewall-bouncer >/dev/null 2>&1 || true
+    fi
+}

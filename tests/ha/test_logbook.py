@@ -45,6 +45,8 @@ async def test_seven_alerts_are_seven_readable_rows(
     hass.config.components.add("frontend")  # logbook's dependency; its files are not installed here
     assert await async_setup_component(hass, "logbook", {})
     await hass.async_block_till_done()
+    # The entity's first state is recorded (the logbook shows changes from a recorded state on).
+    await async_wait_recording_done(hass)
 
     # Three attackers: each a detection and the ban it caused, in the same batch of the helper.
     lines = [

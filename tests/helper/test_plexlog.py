@@ -129,3 +129,25 @@ def test_real_public_lines_parse_as_annotated() -> None:
         for key, want in expect["record"].items():
             assert getattr(rec, key) == want, f"line {number}: {key} is {getattr(rec, key)!r}, expected {want!r}"
     assert parsed >= 60
+
+
+@given(
+    st.sampled_from(
+        [
+            "Request: [203.0.113.5:4000 (WAN)] GET ",
+            "Completed: [203.0.113.5:4000] 401 GET ",
+            "Request: [[2001:db8::5]:4000 (Allowed Network (WAN))] PUT ",
+        ]
+    ),
+    st.text(alphabet=st.sampled_from(list("/ab?&=%#()0123456789 live-SignedTokn")), min_size=1, max_size=60),
+    st.sampled_from([" (3 live) #a1 GZIP 0ms 1 bytes", " (3 live) GZIP Signed-in Token (u) / X => (1 live)", ""]),
+)
+def test_the_fast_expression_agrees_with_the_general_one(head: str, path: str, tail: str) -> None:
+    """Where the fast form (paths without spaces) matches, the general form matches the same way."""
+    from plex_security_helper.logwatch.plexlog import _LINE, _LINE_FAST
+
+    line = f"{PREFIX}{head}{path}{tail}"
+    fast = _LINE_FAST.match(line)
+    if fast is not None and line.count(" live)") == 1:  # the parser's condition for the fast form
+        general = _LINE.match(line)
+        assert general is not None and general.groups() == fast.groups()

@@ -13,6 +13,8 @@ from ..firewall.enforcer import MAX_DURATION, MAX_REASON, MIN_DURATION, NotAllow
 from ..firewall.policy import BanRefused
 from ..firewall.runner import BackendError
 from ..firewall.targets import MAX_TARGET_TEXT, InvalidTarget, parse_target
+from ..fleet.decisions import ENFORCE_HOST, ENFORCE_PROXY
+from ..fleet.service import FLEET_KEY, FleetUnavailable
 from ..model import CALLER_ORIGINS, Origin
 from .errors import json_error
 from .routes import MONITOR_KEY
@@ -24,8 +26,11 @@ BAN_BODY = vol.Schema(
         vol.Optional("reason", default=""): vol.All(str, vol.Length(max=MAX_REASON)),
         vol.Optional("origin", default=Origin.MANUAL.value): vol.In(CALLER_ORIGINS),
         vol.Optional("force", default=False): bool,
+        vol.Optional("enforce_at", default=ENFORCE_HOST): vol.In([ENFORCE_HOST, ENFORCE_PROXY]),
     }
 )
+# A decision pushed for the proxy's bouncer has no policy duration of its own: one hour unless given.
+PROXY_DURATION = 3600
 MAX_LIST = 10_000
 
 
@@ -46,6 +51,7 @@ async def list_bans(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR_KEY]
     now = time.time()
     bans = await monitor.run_in_worker(monitor.store.active_bans, now, MAX_LIST)
+    fleet = await monitor.run_in_worker(request.app[FLEET_KEY].decisions, MAX_LIST)
     enforcer = monitor.enforcer
     return web.json_response(
         {
@@ -53,6 +59,7 @@ async def list_bans(request: web.Request) -> web.Response:
             "backend": enforcer.config.backend,
             "enforcing": enforcer.enforcing,
             "bans": [b.as_json(now) for b in bans],
+            "fleet": fleet,
         }
     )
 
@@ -77,6 +84,8 @@ async def add_ban(request: web.Request) -> web.Response:
         return json_error(400, "invalid_body", f"{where}: {err.msg}")
     monitor = request.app[MONITOR_KEY]
     enforcer = monitor.enforcer
+    if body["enforce_at"] == ENFORCE_PROXY:
+        return await _push_for_proxy(request, body)
 
     def ban() -> dict[str, Any]:
         now = time.time()
@@ -104,6 +113,33 @@ async def add_ban(request: web.Request) -> web.Response:
     return web.json_response(created, status=201)
 
 
+async def _push_for_proxy(request: web.Request, body: dict[str, Any]) -> web.Response:
+    """A client behind the reverse proxy: no local ban, a decision for the proxy's bouncer."""
+    monitor = request.app[MONITOR_KEY]
+    fleet = request.app[FLEET_KEY]
+
+    def push() -> dict[str, Any]:
+        return fleet.push_decision(
+            monitor.store,
+            body["ip"],
+            duration=body.get("duration") or PROXY_DURATION,
+            reason=body["reason"] or f"{body['origin'].replace('_', ' ')} ban at the proxy",
+            origin=body["origin"],
+            enforce_at=ENFORCE_PROXY,
+            now=time.time(),
+        )
+
+    try:
+        queued = await monitor.run_in_worker(push)
+    except InvalidTarget as err:
+        return json_error(400, "invalid_address", str(err))
+    except BanRefused as err:
+        return json_error(409, err.code, str(err))
+    except FleetUnavailable as err:
+        return json_error(409, "no_fleet", str(err))
+    return web.json_response(queued, status=202)
+
+
 @routes.delete("/api/v1/bans/{target:.+}")
 async def remove_ban(request: web.Request) -> web.Response:
     """Lift a ban; the target is the address or network exactly as listed (``/`` may be ``%2F``)."""
@@ -114,11 +150,18 @@ async def remove_ban(request: web.Request) -> web.Response:
         now = time.time()
         return monitor.enforcer.unban(monitor.store, text, now).as_json(now)
 
+    def lift_fleet_wide() -> dict[str, Any] | None:
+        return request.app[FLEET_KEY].lift_fleet_wide(monitor.store, text, time.time())
+
     try:
         lifted = await monitor.run_in_worker(unban)
     except InvalidTarget as err:
         return json_error(400, "invalid_address", str(err))
     except NotBanned as err:
+        # Not a ban of ours, but maybe a fleet decision enforced here: lift it at LAPI.
+        queued = await monitor.run_in_worker(lift_fleet_wide)
+        if queued is not None:
+            return web.json_response(queued, status=202)
         return json_error(404, "not_banned", str(err))
     except BackendError as err:
         await monitor.stream_changed()

@@ -200,6 +200,64 @@ _AUDIT_DOC: dict[str, Any] = {
         },
     },
 }
+_FLEET_DECISION: dict[str, Any] = {
+    "type": "object",
+    "required": ["ip", "origin", "lapi_origin", "scenario", "remaining_s"],
+    "properties": {
+        "ip": {"type": "string"},
+        "origin": {"type": "string", "enum": [Origin.FLEET.value, Origin.COMMUNITY.value]},
+        "lapi_origin": {"type": "string"},
+        "scenario": {"type": "string"},
+        "remaining_s": {"type": "integer", "minimum": 0},
+        "reason": {"type": "string"},
+        "message": {"type": "string"},
+    },
+}
+_BOOL_OR_NULL = {"type": "boolean", "nullable": True}
+_FLEET_SECTION: dict[str, Any] = {
+    "type": "object",
+    "description": "CrowdSec's Local API: this helper's pushes and the fleet's decisions it enforces",
+    "required": ["available", "configured", "lapi_reachable", "credentials_ok", "push_queue", "refused"],
+    "properties": {
+        "available": {"type": "boolean"},
+        "configured": {"type": "boolean"},
+        "lapi_url": {"type": "string", "nullable": True},
+        "lapi_reachable": _BOOL_OR_NULL,
+        "credentials_ok": _BOOL_OR_NULL,
+        "push_queue": {"type": "integer", "minimum": 0},
+        "oldest_queued_s": _NUM_OR_NULL,
+        "last_stream": _NUM_OR_NULL,
+        "refused": {"type": "array", "items": _FLEET_DECISION},
+        "push": {
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "lapi_reachable": _BOOL_OR_NULL,
+                "credentials_ok": _BOOL_OR_NULL,
+                "last_push": _NUM_OR_NULL,
+                "pushed": {"type": "integer"},
+                "rejected": {"type": "integer"},
+                "expired_unsent": {"type": "integer"},
+                "error": {"type": "string", "nullable": True},
+            },
+        },
+        "pull": {
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "lapi_reachable": _BOOL_OR_NULL,
+                "credentials_ok": _BOOL_OR_NULL,
+                "last_stream": _NUM_OR_NULL,
+                "enforcing": {"type": "boolean"},
+                "decisions": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "refused": {"type": "array", "items": _FLEET_DECISION},
+                "refused_total": {"type": "integer"},
+                "malformed": {"type": "integer"},
+                "error": {"type": "string", "nullable": True},
+            },
+        },
+    },
+}
 _PLACE: dict[str, Any] = {
     "type": "object",
     "required": ["country", "asn", "network_owner", "hosting"],
@@ -337,6 +395,7 @@ _STATUS: dict[str, Any] = {
         "bans": _BANS_SECTION,
         "firewall": _FIREWALL,
         "audit": _AUDIT_SECTION,
+        "fleet": _FLEET_SECTION,
         "geo": _GEO_SECTION,
         "sessions": _SESSIONS_SECTION,
         "plex_tv": {
@@ -462,9 +521,10 @@ OPENAPI: dict[str, Any] = {
                                 "backend": {"type": "string"},
                                 "enforcing": {"type": "boolean"},
                                 "bans": {"type": "array", "items": {"$ref": "#/components/schemas/Ban"}},
+                                "fleet": {"type": "array", "items": _FLEET_DECISION},
                             },
                         },
-                        "Active bans, newest first",
+                        "Active bans, newest first, and the fleet decisions enforced here (CrowdSec)",
                     ),
                     "401": _UNAUTHORIZED,
                 },
@@ -475,12 +535,32 @@ OPENAPI: dict[str, Any] = {
                     duration={"type": "integer", "minimum": 60, "maximum": 31_536_000},
                     origin={"type": "string", "enum": list(CALLER_ORIGINS)},
                     force={"type": "boolean"},
+                    enforce_at={
+                        "type": "string",
+                        "enum": ["host", "proxy"],
+                        "description": "proxy: no ban on this host, a CrowdSec decision for the proxy's bouncer",
+                    },
                 ),
                 "responses": {
                     "201": _json({"$ref": "#/components/schemas/Ban"}, "Banned (or recorded, in monitor mode)"),
+                    "202": _json(
+                        {
+                            "type": "object",
+                            "required": ["ip", "enforce_at", "duration", "queued"],
+                            "properties": {
+                                "ip": {"type": "string"},
+                                "enforce_at": {"type": "string", "enum": ["proxy"]},
+                                "duration": {"type": "integer"},
+                                "queued": {"type": "boolean"},
+                            },
+                        },
+                        "Queued for CrowdSec's LAPI (enforce_at=proxy)",
+                    ),
                     "400": _json(_ERROR, "Invalid body or address"),
                     "401": _UNAUTHORIZED,
-                    "409": _json(_ERROR, "Refused by the policy (loopback, protected, allow_listed, too_broad, ...)"),
+                    "409": _json(
+                        _ERROR, "Refused by the policy (loopback, protected, allow_listed, too_broad, no_fleet, ...)"
+                    ),
                     "502": _json(_ERROR, "The firewall backend failed; the ban is recorded and retried"),
                 },
             },
@@ -505,6 +585,18 @@ OPENAPI: dict[str, Any] = {
                             "properties": {"unbanned": {"$ref": "#/components/schemas/Ban"}},
                         },
                         "The lifted ban",
+                    ),
+                    "202": _json(
+                        {
+                            "type": "object",
+                            "required": ["ip", "fleet", "queued"],
+                            "properties": {
+                                "ip": {"type": "string"},
+                                "fleet": {"type": "boolean"},
+                                "queued": {"type": "boolean"},
+                            },
+                        },
+                        "A fleet decision (CrowdSec): its deletion at LAPI is queued, then it lifts everywhere",
                     ),
                     "400": _json(_ERROR, "Not an address or network"),
                     "401": _UNAUTHORIZED,
@@ -638,6 +730,19 @@ OPENAPI: dict[str, Any] = {
                     "429": _json(_ERROR, "An audit ran less than 30 s ago (Retry-After says when)"),
                 },
             },
+        },
+        "/api/v1/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format: lines, parse failures, alerts by kind, bans by origin,"
+                        " fleet push queue, detection-to-ban and API latency histograms",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "401": _UNAUTHORIZED,
+                },
+            }
         },
         "/api/v1/sessions": {
             "get": {

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .. import API_VERSION, __version__
 from ..audit.runner import Auditor
+from ..fleet.service import FLEET_KEY
 from ..monitor import DAY, Monitor
 from ..plex.geo import Geo
 from ..plex.plextv import DeviceWatch
@@ -58,6 +59,7 @@ async def status(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR_KEY]
     since = time.time() - DAY
     by_ip, alerts, firewall, bans = await monitor.run_in_worker(_status_queries, monitor, since)
+    fleet = await monitor.run_in_worker(request.app[FLEET_KEY].status, monitor.store)
     body: dict[str, Any] = {
         "helper": {
             "id": request.app[HELPER_ID_KEY],
@@ -77,6 +79,7 @@ async def status(request: web.Request) -> web.Response:
         "bans": bans,
         "plex": request.app[AUDITOR_KEY].plex_status(),
         "audit": request.app[AUDITOR_KEY].status(),
+        "fleet": fleet,
         "geo": request.app[GEO_KEY].status(),
         "sessions": request.app[SESSIONS_KEY].status(),
         "plex_tv": request.app[DEVICES_KEY].status(),

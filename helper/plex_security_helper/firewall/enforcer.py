@@ -19,6 +19,7 @@ from ..model import Alert, AlertKind, Ban, Origin, Verdict
 from ..store import Store
 from .backend import Backend, make_backend
 from .geoip import GeoError, load_countries
+from .hooks import BanHooks
 from .nft import PROFILES, BanElement, RateProfile, Ruleset
 from .policy import MIN_PREFIX, BanPolicy, BanRefused, BanTimes, default_gateways
 from .runner import BackendError
@@ -72,6 +73,7 @@ class Enforcer:
         self.error: str | None = None
         self.geo_networks = 0
         self.applied = False
+        self.hooks: BanHooks | None = None  # the fleet's outbox and the metrics (fleet/hooks.py)
 
     # -- ruleset -----------------------------------------------------------------------------
     def rates(self) -> RateProfile:
@@ -219,7 +221,7 @@ class Enforcer:
         self.policy.check(target, force=force)
         self._check_overlap(store, target, now)
         ban = self._new_ban(store, target, duration=duration, reason=reason[:MAX_REASON], origin=origin, now=now)
-        store.put_bans([ban])
+        store.put_bans([ban], self.hooks.recorded([ban], {}, now) if self.hooks else [], now)
         if self.enforcing:
             try:
                 self._enforce(store, [ban], now)
@@ -236,7 +238,7 @@ class Enforcer:
     def unban(self, store: Store, text: str, now: float) -> Ban:
         """Lift a ban. Raises InvalidTarget, NotBanned or BackendError."""
         target = parse_target(text)
-        lifted = store.lift_ban(target.text, now)
+        lifted = store.lift_ban(target.text, now, self.hooks.lifted if self.hooks else None)
         if lifted is None:
             raise NotBanned(f"{target} is not banned")
         store.commit_batch([], [ban_event(AlertKind.UNBANNED, lifted, now)], None)
@@ -277,6 +279,7 @@ class Enforcer:
     def auto_ban(self, store: Store, alerts: Sequence[Alert], now: float) -> list[Ban]:
         """Ban the sources of alerts whose verdict is "ban", as one backend batch."""
         fresh: dict[str, Ban] = {}
+        sources: dict[str, Alert] = {}
         for alert in alerts:
             if alert.verdict != Verdict.BAN:
                 continue
@@ -295,10 +298,11 @@ class Enforcer:
                 # Its packets come from the proxy: dropping them here would cut every proxied client.
                 ban = replace(ban, enforce_at="proxy", reason=f"{reason}, via {alert.detail['via']}")
             fresh[target.text] = ban
+            sources[target.text] = alert
         bans = list(fresh.values())
         if not bans:
             return []
-        store.put_bans(bans)
+        store.put_bans(bans, self.hooks.recorded(bans, sources, now) if self.hooks else [], now)
         if self.enforcing:
             try:
                 self._enforce(store, bans, now)

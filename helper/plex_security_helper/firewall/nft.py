@@ -17,7 +17,10 @@ from .runner import BackendError, run_tool
 from .targets import Network, Target
 
 TABLE = "plex_security"
-COUNTERS = ("banned", "rate_limited", "too_many_connections", "geo_blocked")
+COUNTERS = ("banned", "fleet_banned", "rate_limited", "too_many_connections", "geo_blocked")
+# Set families: "ban" holds this helper's own bans, "fleet" the decisions streamed from
+# CrowdSec's Local API, so that neither side's changes ever touch the other's elements.
+BAN_FAMILIES = ("ban", "fleet")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +62,8 @@ class BanElement:
     timeout: int
 
 
-def _set_name(target: Target) -> str:
-    return f"ban{target.version}{'' if target.single else '_net'}"
+def _set_name(target: Target, family: str = "ban") -> str:
+    return f"{family}{target.version}{'' if target.single else '_net'}"
 
 
 def _value(network: Network) -> Any:
@@ -96,6 +99,10 @@ class NftFirewall:
             "  set ban4_net { type ipv4_addr; flags interval, timeout; }",
             "  set ban6 { type ipv6_addr; flags timeout; }",
             "  set ban6_net { type ipv6_addr; flags interval, timeout; }",
+            "  set fleet4 { type ipv4_addr; flags timeout; }",
+            "  set fleet4_net { type ipv4_addr; flags interval, timeout; }",
+            "  set fleet6 { type ipv6_addr; flags timeout; }",
+            "  set fleet6_net { type ipv6_addr; flags interval, timeout; }",
             "  set allow4 { type ipv4_addr; flags interval; auto-merge; }",
             "  set allow6 { type ipv6_addr; flags interval; auto-merge; }",
             "  set geo4 { type ipv4_addr; flags interval; auto-merge; }",
@@ -107,6 +114,7 @@ class NftFirewall:
         ]
         for chain, counter, prefix in (
             ("drop_banned", "banned", "banned"),
+            ("drop_fleet", "fleet_banned", "fleet"),
             ("drop_rate", "rate_limited", "rate"),
             ("drop_geo", "geo_blocked", "geo"),
         ):
@@ -123,6 +131,10 @@ class NftFirewall:
             "ip saddr @ban4_net jump drop_banned",
             "ip6 saddr @ban6 jump drop_banned",
             "ip6 saddr @ban6_net jump drop_banned",
+            "ip saddr @fleet4 jump drop_fleet",
+            "ip saddr @fleet4_net jump drop_fleet",
+            "ip6 saddr @fleet6 jump drop_fleet",
+            "ip6 saddr @fleet6_net jump drop_fleet",
             "ip saddr @allow4 return",
             "ip6 saddr @allow6 return",
         ]
@@ -190,11 +202,11 @@ class NftFirewall:
     def _command(op: str, name: str, elems: list[Any]) -> dict[str, Any]:
         return {op: {"element": {"family": "inet", "table": TABLE, "name": name, "elem": elems}}}
 
-    def add(self, bans: Sequence[BanElement]) -> None:
+    def add(self, bans: Sequence[BanElement], family: str = "ban") -> None:
         """Add or refresh *bans* in one batch (all or nothing), one command per set and step."""
         by_set: dict[str, list[BanElement]] = {}
         for ban in bans:
-            by_set.setdefault(_set_name(ban.target), []).append(ban)
+            by_set.setdefault(_set_name(ban.target, family), []).append(ban)
         batch: list[dict[str, Any]] = []
         for name, group in by_set.items():
             values = [_value(b.target.network) for b in group]
@@ -220,11 +232,11 @@ class NftFirewall:
             # add (a no-op where present) + delete: absent entries are fine
             self._batch([self._command("add", name, [value]), self._command("delete", name, [value])])
 
-    def remove(self, targets: Sequence[Target]) -> None:
+    def remove(self, targets: Sequence[Target], family: str = "ban") -> None:
         """Remove *targets* in one batch; absent ones are fine."""
         by_set: dict[str, list[Any]] = {}
         for target in targets:
-            by_set.setdefault(_set_name(target), []).append(_value(target.network))
+            by_set.setdefault(_set_name(target, family), []).append(_value(target.network))
         batch: list[dict[str, Any]] = []
         for name, values in by_set.items():
             batch += [
@@ -260,10 +272,10 @@ class NftFirewall:
                 result[counter["name"]] = {"packets": int(counter["packets"]), "bytes": int(counter["bytes"])}
         return result
 
-    def banned(self) -> dict[str, int | None]:
-        """Every ban element in the kernel with its seconds left (``None``: no timeout)."""
+    def banned(self, family: str = "ban") -> dict[str, int | None]:
+        """Every element of one family's sets in the kernel with its seconds left (``None``: no timeout)."""
         found: dict[str, int | None] = {}
-        for name in ("ban4", "ban4_net", "ban6", "ban6_net"):
+        for name in (f"{family}4", f"{family}4_net", f"{family}6", f"{family}6_net"):
             for item in self._list("set", "inet", TABLE, name):
                 for elem in item.get("set", {}).get("elem", []):
                     found[_elem_text(elem)] = _elem_expires(elem)

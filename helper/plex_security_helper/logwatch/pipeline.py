@@ -82,6 +82,7 @@ class Pipeline:
         parse = self.parser.parse
         guard = self.guard
         judge = self._judge
+        request = self.joiner.request
         count = 0
         for line in lines:
             count += 1
@@ -93,8 +94,10 @@ class Pipeline:
             batch.access += 1
             if guard.windows or (not rec.completed and "log" in rec.path and is_log_write(rec.path)):
                 self._guarded(rec, line)
-            else:
+            elif rec.completed:
                 judge(rec, False)
+            else:
+                request(rec)  # what _judge does with a Request, without the call
         if count:
             batch.lines += count
             batch.last_time = self.parser.last_time

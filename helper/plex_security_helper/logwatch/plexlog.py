@@ -58,6 +58,16 @@ _LINE = re.compile(
 # Plex's cannot be told, so no flag, user or forwarded address is read from such a line.
 _MARK = re.compile(r" \(\d{1,9} live\)")
 _LAST_MARK = re.compile(r"(.+) \(\d{1,9} live\)")
+# The same grammar for the common case, one marker and a path without spaces (every real
+# line): scanning a space-free token is twice as fast as finding the marker after an arbitrary
+# path. Other lines get the general expression, which reads them as before.
+_LINE_FAST = re.compile(
+    _LINE.pattern.replace(r"([A-Z]{1,16}) (.+?) \(", r"([A-Z]{1,16}) ([^ ]+) \(").replace(
+        r"([A-Z]{1,16}) (.+) ", r"([A-Z]{1,16}) ([^ ]+) "
+    ),
+    re.ASCII,
+)
+assert _LINE_FAST.pattern.count("([^ ]+)") == 2, "both paths take the fast form"
 _STAMP = re.compile(r"[A-Z][a-z]{2} \d{2}, \d{4} \d{2}:\d{2}:\d{2}", re.ASCII)
 # Header dumps: `` / Name => value`` in alphabetical order, values may hold " / ".
 _FORWARDED = re.compile(r" / X-Forwarded-For => (?P<value>.*?)(?= / [A-Za-z0-9-]{1,64} => |\s*$)", re.IGNORECASE)
@@ -151,7 +161,8 @@ class LogParser:
 
     def parse(self, line: str) -> LogRecord | None:
         """Parse one line; anything that is not an HTTP access line gives None."""
-        m = _LINE.match(line)
+        # Two markers: the path or a header holds one; only the general form reads that right.
+        m = (_LINE_FAST.match(line) if line.count(" live)") == 1 else None) or _LINE.match(line)
         if m is None:
             return None
         (stamp, ms, r_addr, r_port, cls, r_method, r_path, r_rid, signed, user, rest,
