@@ -1,6 +1,11 @@
 """The browser test: headless Chromium logs into the demo Home Assistant, opens the Plex Security
 dashboard, checks that the threat cards show values, and saves a screenshot.
 
+With ``--helper-url``, ``--helper-token`` and ``--plex-log`` it then drives the threat view the
+integration serves: a new brute forcer (written to the Plex log) must be listed with its reason
+within 2 s; a tap on Unban must lift the ban in the helper; a tap on Enforce must make the helper
+enforce (when it has a firewall backend). ``--threat-out`` saves that view.
+
 Talks to Chromium over the DevTools protocol with aiohttp (no extra packages). Usage:
 demo_browser.py --url http://localhost:8123 --token-file FILE --out dashboard.png
 """
@@ -43,6 +48,30 @@ DEEP_TEXT = """
   return out.join("\\n");
 })()
 """
+
+
+# Finds an element through every shadow root; the threat card's rows by their address.
+DEEP_FIND = """
+window.__plexDeep = (sel) => {
+  const find = (root) => {
+    const hit = root.querySelector(sel);
+    if (hit) return hit;
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot) { const f = find(el.shadowRoot); if (f) return f; }
+    }
+    return null;
+  };
+  return find(document);
+};
+window.__plexCard = () => window.__plexDeep('plex-security-threats');
+window.__plexRow = (ip) => {
+  const card = window.__plexCard();
+  return card && card.shadowRoot ? card.shadowRoot.querySelector(`.attacker[data-ip="${ip}"]`) : null;
+};
+true
+"""
+FRESH_ATTACKER = "203.0.113.201"
+WITHIN = 2.0  # seconds from the attacker's log lines to its row in the threat view
 
 
 class DevTools:
@@ -107,7 +136,101 @@ def _chromium() -> str:
     raise SystemExit("no Chromium found (scripts/test installs the Debian package chromium)")
 
 
-async def screenshot(base: str, refresh_token: str, out: Path, timeout: float) -> str:
+def _helper(url: str, token: str, path: str, method: str = "GET") -> Any:
+    import urllib.request  # noqa: PLC0415 (the helper's API, only for the threat-view checks)
+
+    req = urllib.request.Request(url + path, method=method, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def _write_attack(log: Path, ip: str) -> None:
+    """Six wrong passwords from *ip*, as Plex logs them (the demo's traffic writer)."""
+    import random  # noqa: PLC0415
+
+    from plex_security_helper.demo.traffic import TrafficWriter  # noqa: PLC0415
+
+    writer = TrafficWriter(log, random.Random(7), rid=0x9000)
+    lines = [line for _ in range(6) for line in writer.exchange(ip, "WAN", 401, "/library/sections")]
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write("".join(f"{line}\n" for line in lines))
+
+
+async def _until(page: DevTools, expression: str, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await page.evaluate(expression)
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"the threat view did not show {what} within {timeout:.0f} s")
+
+
+async def threat_view(page: DevTools, helper_url: str, helper_token: str, log: Path, out: Path | None) -> str:
+    """Attacker within 2 s, Unban lifts the helper's ban, Enforce makes it enforce."""
+    await page.evaluate(DEEP_FIND)
+    await _until(page, "!!(window.__plexCard() && window.__plexCard().shadowRoot)", 60, "the card")
+    await _until(page, "window.__plexCard().shadowRoot.textContent.includes('Recent attackers')", 30, "its lists")
+    ip = FRESH_ATTACKER
+    written = time.monotonic()
+    await asyncio.to_thread(_write_attack, log, ip)
+    reason = str(
+        await _until(
+            page,
+            f"(() => {{ const r = window.__plexRow('{ip}'); return r && r.textContent.includes('Failed-login burst')"
+            " ? r.querySelector('.why').textContent.trim() : null; })()",
+            10,
+            f"the brute forcer {ip}",
+        )
+    )
+    shown = time.monotonic() - written
+    print(f"threat view: {ip} listed {shown:.2f} s after its log lines: {reason}")
+    if shown > WITHIN:
+        raise SystemExit(f"the brute forcer took {shown:.2f} s to show (at most {WITHIN} s)")
+
+    # One tap on Unban (the row offers it once the helper's ban is in the list).
+    unban = f"window.__plexRow('{ip}') && window.__plexRow('{ip}').querySelector('button[data-action=unban]')"
+    await _until(page, f"!!({unban})", 10, f"Unban for {ip}")
+    if out is not None:
+        await asyncio.sleep(0.5)
+        shot = await page.send("Page.captureScreenshot", format="png")
+        await asyncio.to_thread(out.write_bytes, base64.b64decode(shot["data"]))
+    await page.evaluate(f"({unban}).click()")
+    deadline = time.monotonic() + 10
+    while any(
+        b["ip"] == ip for b in (await asyncio.to_thread(_helper, helper_url, helper_token, "/api/v1/bans"))["bans"]
+    ):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"Unban was tapped, yet the helper still bans {ip}")
+        await asyncio.sleep(0.2)
+    print(f"threat view: Unban tapped, the helper no longer bans {ip}")
+
+    firewall = await asyncio.to_thread(_helper, helper_url, helper_token, "/api/v1/firewall")
+    if firewall["backend"] == "none":
+        print("threat view: the helper has no firewall backend here (not root): Enforce not tried")
+        return reason
+    enforce = "window.__plexCard().shadowRoot.querySelector('button[data-action=enforce]')"
+    await _until(page, f"!!({enforce})", 10, "the Enforce button")
+    await page.evaluate(f"({enforce}).click()")
+    deadline = time.monotonic() + 15
+    while not (await asyncio.to_thread(_helper, helper_url, helper_token, "/api/v1/firewall"))["enforcing"]:
+        if time.monotonic() > deadline:
+            raise SystemExit("Enforce was tapped, yet the helper does not enforce")
+        await asyncio.sleep(0.2)
+    await _until(page, "window.__plexCard().shadowRoot.textContent.includes('Firewall: enforcing')", 10, "enforcing")
+    print("threat view: Enforce tapped, the helper enforces (and the view says so)")
+    return reason
+
+
+async def screenshot(
+    base: str,
+    refresh_token: str,
+    out: Path,
+    timeout: float,
+    *,
+    helper: tuple[str, str, Path] | None = None,
+    threat_out: Path | None = None,
+) -> str:
     tokens = tokens_from_refresh(base, refresh_token)
     hass_tokens = {
         "access_token": tokens["access_token"],
@@ -144,6 +267,8 @@ async def screenshot(base: str, refresh_token: str, out: Path, timeout: float) -
                     await asyncio.sleep(1.5)  # let the last card finish drawing
                     shot = await page.send("Page.captureScreenshot", format="png")
                     await asyncio.to_thread(out.write_bytes, base64.b64decode(shot["data"]))
+                    if helper is not None:
+                        await threat_view(page, *helper, threat_out)
                     return text
         finally:
             # The whole process group: the browser and its renderer and crash-handler children.
@@ -164,8 +289,22 @@ def main() -> None:
     parser.add_argument("--token-file", required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--helper-url")
+    parser.add_argument("--helper-token")
+    parser.add_argument("--plex-log", type=Path)
+    parser.add_argument("--threat-out", type=Path)
     args = parser.parse_args()
-    text = asyncio.run(screenshot(args.url, Path(args.token_file).read_text().strip(), args.out, args.timeout))
+    helper = (args.helper_url, args.helper_token, args.plex_log) if args.helper_url and args.plex_log else None
+    text = asyncio.run(
+        screenshot(
+            args.url,
+            Path(args.token_file).read_text().strip(),
+            args.out,
+            args.timeout,
+            helper=helper,
+            threat_out=args.threat_out,
+        )
+    )
     print(f"dashboard rendered: {', '.join(EXPECTED)}; failed logins shown: {_failed_logins(text)}")
     print(f"screenshot: {args.out}")
 

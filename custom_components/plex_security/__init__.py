@@ -18,11 +18,19 @@ from .const import (
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
 )
-from .coordinator import PlexSecurityConfigEntry, PlexSecurityCoordinator
+from .coordinator import PlexSecurityConfigEntry, PlexSecurityCoordinator, PlexSecurityData
 from .issues import clear_issues, update_issues
 from .services import async_setup_services
+from .threats import async_register_card, async_setup_websocket
 
-PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.EVENT, Platform.SENSOR]
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.EVENT,
+    Platform.SELECT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
@@ -43,8 +51,10 @@ def client_from_data(hass: HomeAssistant, data: dict[str, object]) -> HelperClie
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the services once, for every helper."""
+    """Register the services, the threat view's websocket command and its card once."""
     async_setup_services(hass)
+    async_setup_websocket(hass)
+    await async_register_card(hass)
     return True
 
 
@@ -62,8 +72,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexSecurityConfigEntry)
         interval=float(entry.options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)),
     )
     await listener.async_load(coordinator.data.last_alert_seq)
-    coordinator.alerts = listener
-    entry.runtime_data = coordinator
+    entry.async_on_unload(listener.subscribe(coordinator.alert_arrived))
+    entry.runtime_data = PlexSecurityData(coordinator, listener, dict(entry.options))
 
     entry.async_on_unload(coordinator.async_add_listener(lambda: update_issues(hass, entry)))
     update_issues(hass, entry)
@@ -75,8 +85,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexSecurityConfigEntry)
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> None:
-    """Apply new options (interval, long-poll) by reloading."""
-    await hass.config_entries.async_reload(entry.entry_id)
+    """Apply new options (interval, long-poll) by reloading.
+
+    Only for options: reauth and reconfigure change the data and reload through
+    ``async_update_reload_and_abort``; reloading here too would reload twice.
+    """
+    if dict(entry.options) != entry.runtime_data.options:
+        await hass.config_entries.async_reload(entry.entry_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> bool:

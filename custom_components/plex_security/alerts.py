@@ -9,40 +9,69 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
 
 from .api import HelperClient, HelperConnectionError, HelperError
-from .const import DOMAIN, EVENT_SUSPICIOUS_ACCESS, LONG_POLL_SECONDS, STORAGE_VERSION
+from .const import ALERT_VERDICTS, DOMAIN, EVENT_SUSPICIOUS_ACCESS, LONG_POLL_SECONDS, STORAGE_VERSION
+from .logbook import alert_title
 
 _LOGGER = logging.getLogger(__name__)
 RETRY_SECONDS = (1, 2, 5, 10, 30)
+# The event entity's state is the time of its last event in milliseconds: two alerts handed out
+# within the same millisecond (a detection and the ban it caused) would be one state change.
+MIN_GAP = 0.002
 
 type AlertCallback = Callable[[dict[str, Any]], None]
 
 
-def event_data(alert: dict[str, Any], entry_id: str, server: str) -> dict[str, Any]:
-    """The bus event's data: flat, with what an automation needs."""
-    detail = alert.get("detail") if isinstance(alert.get("detail"), dict) else {}
-    assert isinstance(detail, dict)
+def iso_time(value: Any) -> str | None:
+    """An epoch time from the helper as ISO 8601 (UTC); None stays None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return dt_util.utc_from_timestamp(float(value)).isoformat()
+
+
+def alert_detail(alert: dict[str, Any]) -> dict[str, Any]:
+    """The alert's ``detail`` object (empty when the helper sent none)."""
+    detail = alert.get("detail")
+    return detail if isinstance(detail, dict) else {}
+
+
+def alert_verdict(alert: dict[str, Any]) -> str | None:
+    """The verdict the helper recorded with the alert, else the one its kind has."""
+    verdict = alert_detail(alert).get("verdict")
+    return str(verdict) if verdict else ALERT_VERDICTS.get(str(alert.get("kind")))
+
+
+def event_data(hass: HomeAssistant, alert: dict[str, Any], entry_id: str, server: str) -> dict[str, Any]:
+    """The bus event's data: flat, with what an automation (and the logbook) needs."""
+    detail = alert_detail(alert)
+    kind = str(alert.get("kind") or "")
     return {
         "config_entry_id": entry_id,
         "server": server,
         "seq": alert.get("seq"),
-        "type": alert.get("kind"),
+        "type": kind,
+        "title": alert_title(hass, kind),
         "ip": alert.get("ip"),
         "user": detail.get("user"),
         "country": detail.get("country"),
         "count": alert.get("count"),
+        "window_s": detail.get("window_s"),
         "score": alert.get("score"),
-        "verdict": detail.get("verdict"),
+        "verdict": alert_verdict(alert),
         "origin": detail.get("origin"),
         "reason": detail.get("reason"),
+        "enforced": detail.get("enforced"),
+        "expires": iso_time(detail.get("expires")),
         "sample_paths": detail.get("sample_paths", []),
-        "time": alert.get("time"),
+        "time": iso_time(alert.get("time")),
     }
 
 
@@ -68,6 +97,9 @@ class AlertListener:
         self.cursor: int | None = None
         self._store: Store[dict[str, int]] = Store(hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.alerts")
         self._callbacks: list[AlertCallback] = []
+        self._last_dispatch = 0.0
+        # Set by the event entity: the bus event names it, so its logbook shows the readable row.
+        self.event_entity_id: str | None = None
 
     @callback
     def subscribe(self, cb: AlertCallback) -> CALLBACK_TYPE:
@@ -123,9 +155,16 @@ class AlertListener:
             seq = alert.get("seq")
             if not isinstance(seq, int) or seq <= self.cursor:
                 continue
-            self.hass.bus.async_fire(EVENT_SUSPICIOUS_ACCESS, event_data(alert, self.entry_id, self.server))
+            if (gap := MIN_GAP - (time.monotonic() - self._last_dispatch)) > 0:
+                await asyncio.sleep(gap)
+            data = event_data(self.hass, alert, self.entry_id, self.server)
+            if self.event_entity_id:
+                data["entity_id"] = self.event_entity_id
+            self.hass.bus.async_fire(EVENT_SUSPICIOUS_ACCESS, data)
             for cb in list(self._callbacks):
                 cb(alert)
+            # Measured from after the callbacks: the event entity took its time stamp among them.
+            self._last_dispatch = time.monotonic()
             self.cursor = seq
         if alerts:
             await self._store.async_save({"cursor": self.cursor})

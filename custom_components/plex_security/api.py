@@ -20,7 +20,11 @@ class HelperError(Exception):
 
 
 class HelperConnectionError(HelperError):
-    """The helper could not be reached."""
+    """The helper could not be reached; ``reason`` says how (a config-flow error key)."""
+
+    def __init__(self, message: str, reason: str = "cannot_connect") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class HelperAuthError(HelperError):
@@ -36,6 +40,30 @@ class HelperRequestError(HelperError):
         self.code = code
         self.message = message
         self.retry_after = retry_after
+
+    @property
+    def refuses_address(self) -> bool:
+        """The helper refuses the caller's address (throttle or client allow-list), not the request."""
+        return self.status == 403 or (self.status == 429 and self.code in ("too_many_failures", "rate_limited"))
+
+
+def connection_reason(err: BaseException, use_tls: bool) -> str:
+    """Why a connection failed, told apart so the owner knows what to change."""
+    if isinstance(err, TimeoutError):
+        return "timeout"
+    if isinstance(err, aiohttp.ServerFingerprintMismatch):
+        return "fingerprint_mismatch"
+    if isinstance(err, aiohttp.ClientConnectorCertificateError):
+        return "certificate_invalid"
+    if isinstance(err, aiohttp.ClientSSLError) or (isinstance(err, ssl.SSLError) and use_tls):
+        return "tls_mismatch"  # HTTPS asked of a plain-HTTP helper
+    if isinstance(err, aiohttp.ServerDisconnectedError) and not use_tls:
+        return "tls_mismatch"  # plain HTTP sent to a helper that speaks HTTPS: it hangs up
+    if isinstance(err, aiohttp.ClientConnectorError) and isinstance(err.os_error, ConnectionRefusedError):
+        return "connection_refused"
+    if isinstance(err, ConnectionRefusedError):
+        return "connection_refused"
+    return "cannot_connect"
 
 
 def _get(data: dict[str, Any], *path: str) -> Any:
@@ -112,8 +140,21 @@ class Snapshot:
         return max(0.0, round(self.fetched - float(self.last_line_time), 1))
 
     @property
+    def firewall_state(self) -> str:
+        """Off (no backend or no firewall section), monitor, enforcing, or error."""
+        if not self.firewall.get("available") or self.firewall.get("backend") == "none":
+            return "off"
+        if self.firewall.get("mode") != "enforce":
+            return "monitor"
+        if self.firewall.get("error") or not (self.firewall.get("enforcing") and self.firewall.get("active")):
+            return "error"
+        return "enforcing"
+
+    @property
     def firewall_drops(self) -> int | None:
-        """Packets the helper's table dropped or refused, all counters together."""
+        """Packets the helper's table dropped or refused, all counters together (0 in monitor mode)."""
+        if self.firewall_state == "monitor":
+            return 0
         counters = self.firewall.get("counters")
         if not isinstance(counters, dict) or not counters:
             return None
@@ -145,14 +186,16 @@ class HelperClient:
         self._ssl: bool | aiohttp.Fingerprint = (
             aiohttp.Fingerprint(bytes.fromhex(fingerprint.replace(":", ""))) if use_tls and fingerprint else verify_ssl
         )
+        self._use_tls = use_tls
         scheme = "https" if use_tls else "http"
         netloc = f"[{host}]" if ":" in host else host
         self.base_url = f"{scheme}://{netloc}:{port}"
 
     async def _request(
-        self, method: str, path: str, *, body: dict[str, Any] | None = None, timeout: float = REQUEST_TIMEOUT
+        self, method: str, path: str, *, body: dict[str, Any] | None = None, timeout: float = 0
     ) -> dict[str, Any]:
         url = f"{self.base_url}/api/v1{path}"
+        timeout = timeout or REQUEST_TIMEOUT
         headers = {"Authorization": f"Bearer {self._token}"}
         try:
             async with asyncio.timeout(timeout):
@@ -175,7 +218,9 @@ class HelperClient:
                         )
                     return data
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
-            raise HelperConnectionError(f"cannot reach the helper at {self.base_url}: {err}") from err
+            raise HelperConnectionError(
+                f"cannot reach the helper at {self.base_url}: {err!r}", connection_reason(err, self._use_tls)
+            ) from err
 
     async def status(self) -> Snapshot:
         """Fetch the status snapshot."""
@@ -191,6 +236,14 @@ class HelperClient:
         if not isinstance(alerts, list):
             raise HelperError("the helper sent no alert list")
         return [a for a in alerts if isinstance(a, dict)], int(data.get("last_seq", 0))
+
+    async def bans(self) -> dict[str, Any]:
+        """Active bans, newest first."""
+        return await self._request("GET", "/bans")
+
+    async def audit(self) -> dict[str, Any]:
+        """The latest audit report (``report`` is null before the first audit)."""
+        return await self._request("GET", "/audit")
 
     async def ban(self, ip: str, *, duration: int | None, reason: str, force: bool = False) -> dict[str, Any]:
         """Ban an address or network on this helper."""
@@ -211,6 +264,15 @@ class HelperClient:
         """What the helper knows about one address."""
         return await self._request("GET", f"/ips/{quote(ip, safe='')}")
 
+    async def set_firewall(self, *, mode: str | None = None, profile: str | None = None) -> dict[str, Any]:
+        """Switch monitor/enforce or the rate profile; the helper records that Home Assistant did."""
+        body: dict[str, Any] = {"origin": "home_assistant"}
+        if mode is not None:
+            body["mode"] = mode
+        if profile is not None:
+            body["profile"] = profile
+        return await self._request("PUT", "/firewall", body=body)
+
     async def run_audit(self) -> dict[str, Any]:
         """Audit now; returns the report."""
         data = await self._request("POST", "/audit", timeout=120)
@@ -224,16 +286,17 @@ class HelperClient:
         return await self._request("POST", f"/sessions/{quote(session_id, safe='')}/stop", body={"message": message})
 
 
-async def fetch_fingerprint(host: str, port: int, timeout: float = REQUEST_TIMEOUT) -> str:
-    """SHA-256 of the certificate a TLS server presents, as colon-separated hex (not verified)."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+async def fetch_fingerprint(host: str, port: int, context: ssl.SSLContext, timeout: float = REQUEST_TIMEOUT) -> str:
+    """SHA-256 of the certificate a TLS server presents, as colon-separated hex.
+
+    *context* must not verify (Home Assistant's ``get_default_no_verify_context()``: built once,
+    outside the event loop); the owner compares the fingerprint with what ``init`` printed.
+    """
     try:
         async with asyncio.timeout(timeout):
             _, writer = await asyncio.open_connection(host, port, ssl=context)
     except (OSError, TimeoutError, ssl.SSLError) as err:
-        raise HelperConnectionError(f"no TLS server at {host}:{port}: {err}") from err
+        raise HelperConnectionError(f"no TLS server at {host}:{port}: {err!r}", connection_reason(err, True)) from err
     try:
         der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     finally:

@@ -71,13 +71,6 @@ BINARY_SENSORS: tuple[PlexSecurityBinarySensorDescription, ...] = (
         is_on_fn=lambda s, _: s.following and s.debug_logging_seen and s.monitor_error is None,
     ),
     PlexSecurityBinarySensorDescription(
-        key="firewall",
-        translation_key="firewall",
-        device_class=BinarySensorDeviceClass.RUNNING,
-        entity_category=EntityCategory.DIAGNOSTIC,
-        is_on_fn=lambda s, _: bool(s.firewall.get("enforcing") and s.firewall.get("active")),
-    ),
-    PlexSecurityBinarySensorDescription(
         key="vulnerable_version",
         translation_key="vulnerable_version",
         device_class=BinarySensorDeviceClass.PROBLEM,
@@ -98,9 +91,10 @@ async def async_setup_entry(
 ) -> None:
     """Add the binary sensors of one helper."""
     window = 60.0 * float(entry.options.get(CONF_ATTACK_WINDOW, DEFAULT_ATTACK_WINDOW))
-    fleet = bool(entry.runtime_data.data.fleet.get("configured"))
+    coordinator = entry.runtime_data.coordinator
+    fleet = bool(coordinator.data.fleet.get("configured"))
     async_add_entities(
-        PlexSecurityBinarySensor(entry.runtime_data, d, window) for d in BINARY_SENSORS if fleet or not d.fleet_only
+        PlexSecurityBinarySensor(coordinator, d, window) for d in BINARY_SENSORS if fleet or not d.fleet_only
     )
 
 

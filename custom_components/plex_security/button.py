@@ -28,7 +28,8 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the button of one helper."""
-    async_add_entities([PlexSecurityAuditButton(entry.runtime_data), PlexSecurityLiftBanButton(entry.runtime_data)])
+    coordinator = entry.runtime_data.coordinator
+    async_add_entities([PlexSecurityAuditButton(coordinator), PlexSecurityLiftBanButton(coordinator)])
 
 
 class PlexSecurityAuditButton(PlexSecurityEntity, ButtonEntity):

@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import voluptuous as vol
 from homeassistant.config_entries import (
     SOURCE_REAUTH,
     SOURCE_RECONFIGURE,
-    ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
     OptionsFlow,
 )
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_SSL, CONF_TOKEN
 from homeassistant.core import callback
+from homeassistant.util.ssl import get_default_no_verify_context
 
 from . import client_from_data
-from .api import HelperAuthError, HelperConnectionError, HelperError, Snapshot, fetch_fingerprint
+from .api import (
+    HelperAuthError,
+    HelperConnectionError,
+    HelperError,
+    HelperRequestError,
+    Snapshot,
+    fetch_fingerprint,
+)
 from .const import (
     CONF_ATTACK_WINDOW,
     CONF_FINGERPRINT,
@@ -31,6 +41,7 @@ from .const import (
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
 )
+from .coordinator import PlexSecurityConfigEntry
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -44,6 +55,34 @@ CONNECTION_SCHEMA = vol.Schema(
 )
 USER_SCHEMA = CONNECTION_SCHEMA.extend({vol.Required(CONF_TOKEN): str})
 REAUTH_SCHEMA = vol.Schema({vol.Required(CONF_TOKEN): str})
+_HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*\.?$")
+
+
+def clean_host(data: dict[str, Any]) -> bool:
+    """Reduce a pasted URL (``http://host:8788/...``) or ``host:port`` in Host to the host name.
+
+    The URL's port and scheme replace the Port and SSL fields. False when no host remains.
+    """
+    text = str(data[CONF_HOST]).strip()
+    if "://" in text or "/" in text or text.count(":") == 1:
+        try:
+            parts = urlsplit(text if "://" in text else f"//{text}")
+            port = parts.port
+        except ValueError:
+            return False
+        text = parts.hostname or ""
+        if port is not None:
+            data[CONF_PORT] = port
+        if parts.scheme in ("http", "https"):
+            data[CONF_SSL] = parts.scheme == "https"
+    text = text.strip("[]")
+    try:
+        text = str(ipaddress.ip_address(text))
+    except ValueError:
+        if not _HOSTNAME.match(text) or len(text) > 253:
+            return False
+    data[CONF_HOST] = text
+    return True
 
 
 class PlexSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -52,14 +91,24 @@ class PlexSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
     VERSION = 1
     _candidate: dict[str, Any]
 
+    def __init__(self) -> None:
+        self._placeholders: dict[str, str] = {}  # what an error message names (the helper's wait)
+
     async def _probe(self, data: dict[str, Any], errors: dict[str, str]) -> Snapshot | None:
-        """Ask the helper for its status; fill *errors* when that fails."""
+        """Ask the helper for its status; fill *errors* with what went wrong, told apart."""
         try:
             return await client_from_data(self.hass, data).status()
         except HelperAuthError:
             errors["base"] = "invalid_auth"
-        except HelperConnectionError:
-            errors["base"] = "cannot_connect"
+        except HelperConnectionError as err:
+            errors["base"] = err.reason
+        except HelperRequestError as err:
+            if not err.refuses_address:
+                _LOGGER.warning("The helper refused the status request: %s (%s)", err.message, err.code)
+                errors["base"] = "unknown"
+                return None
+            errors["base"] = "client_not_allowed" if err.status == 403 else "address_blocked"
+            self._placeholders = {"seconds": str(err.retry_after or 60), "message": err.message}
         except HelperError:
             _LOGGER.exception("Unexpected answer from the helper")
             errors["base"] = "unknown"
@@ -71,9 +120,9 @@ class PlexSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
             data.pop(CONF_FINGERPRINT, None)
             return False
         try:
-            seen = await fetch_fingerprint(str(data[CONF_HOST]), int(data[CONF_PORT]))
-        except HelperConnectionError:
-            errors["base"] = "cannot_connect"
+            seen = await fetch_fingerprint(str(data[CONF_HOST]), int(data[CONF_PORT]), get_default_no_verify_context())
+        except HelperConnectionError as err:
+            errors["base"] = err.reason
             return False
         self._candidate = {**data, CONF_FINGERPRINT: seen}
         return True
@@ -87,7 +136,11 @@ class PlexSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="confirm_fingerprint",
             errors=errors,
-            description_placeholders={"fingerprint": data[CONF_FINGERPRINT], "host": str(data[CONF_HOST])},
+            description_placeholders={
+                **self._placeholders,
+                "fingerprint": data[CONF_FINGERPRINT],
+                "host": str(data[CONF_HOST]),
+            },
         )
 
     async def _finish(self, data: dict[str, Any], snapshot: Snapshot) -> ConfigFlowResult:
@@ -107,7 +160,9 @@ class PlexSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = dict(user_input)
-            if await self._needs_pinning(data, errors):
+            if not clean_host(data):
+                errors[CONF_HOST] = "invalid_host"
+            elif await self._needs_pinning(data, errors):
                 return await self.async_step_confirm_fingerprint()
             if not errors and (snapshot := await self._probe(data, errors)):
                 return await self._finish(data, snapshot)
@@ -115,6 +170,7 @@ class PlexSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(USER_SCHEMA, user_input),
             errors=errors,
+            description_placeholders=self._placeholders,
         )
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
@@ -135,7 +191,7 @@ class PlexSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="reauth_confirm",
             data_schema=REAUTH_SCHEMA,
             errors=errors,
-            description_placeholders={"server": entry.title},
+            description_placeholders={**self._placeholders, "server": entry.title},
         )
 
     async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -144,7 +200,9 @@ class PlexSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         if user_input is not None:
             data = {**entry.data, **user_input}
-            if await self._needs_pinning(data, errors):
+            if not clean_host(data):
+                errors[CONF_HOST] = "invalid_host"
+            elif await self._needs_pinning(data, errors):
                 return await self.async_step_confirm_fingerprint()
             if not errors and (snapshot := await self._probe(data, errors)):
                 return await self._finish(data, snapshot)
@@ -152,11 +210,12 @@ class PlexSecurityConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(CONNECTION_SCHEMA, user_input or dict(entry.data)),
             errors=errors,
+            description_placeholders=self._placeholders,
         )
 
     @staticmethod
     @callback
-    def async_get_options_flow(config_entry: ConfigEntry) -> PlexSecurityOptionsFlow:
+    def async_get_options_flow(config_entry: PlexSecurityConfigEntry) -> PlexSecurityOptionsFlow:
         """Poll interval, long-poll and the under-attack window."""
         return PlexSecurityOptionsFlow()
 
@@ -176,6 +235,8 @@ OPTIONS_SCHEMA = vol.Schema(
 
 class PlexSecurityOptionsFlow(OptionsFlow):
     """Options of one helper's entry."""
+
+    config_entry: PlexSecurityConfigEntry
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One form; saving reloads the entry."""

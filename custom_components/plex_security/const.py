@@ -19,21 +19,34 @@ REQUEST_TIMEOUT: Final = 10
 LONG_POLL_SECONDS: Final = 30
 
 EVENT_SUSPICIOUS_ACCESS: Final = "plex_security_suspicious_access"
-EVENT_TYPES: Final = (
-    "failed_login_burst",
-    "probe",
-    "scan",
-    "flood",
-    "new_location",
-    "auth_bypass",
-    "banned",
-    "unbanned",
-    "new_country",
-    "impossible_travel",
-    "account_sharing",
-    "hosting_stream",
-    "new_device",
-)
+# The helper's alert vocabulary (its model.AlertKind) and each kind's verdict: "ban" (a hostile
+# source, banned or recorded as such in monitor mode), "watch" (worth a look) or "info" (a ban
+# made or lifted). tests/test_contract.py holds this copy to the helper's; titles live in the
+# translations (entity.event.suspicious_access...event_type.state).
+VERDICT_BAN: Final = "ban"
+VERDICT_WATCH: Final = "watch"
+VERDICT_INFO: Final = "info"
+ALERT_VERDICTS: Final[dict[str, str]] = {
+    "failed_login_burst": VERDICT_BAN,
+    "failed_login_slow": VERDICT_BAN,
+    "network_spread": VERDICT_BAN,
+    "probe": VERDICT_BAN,
+    "exploit": VERDICT_BAN,
+    "scan": VERDICT_BAN,
+    "flood": VERDICT_BAN,
+    "log_injection": VERDICT_BAN,
+    "sensitive_request": VERDICT_WATCH,
+    "new_location": VERDICT_WATCH,
+    "auth_bypass": VERDICT_WATCH,
+    "new_country": VERDICT_WATCH,
+    "impossible_travel": VERDICT_WATCH,
+    "account_sharing": VERDICT_WATCH,
+    "hosting_stream": VERDICT_WATCH,
+    "new_device": VERDICT_WATCH,
+    "banned": VERDICT_INFO,
+    "unbanned": VERDICT_INFO,
+}
+EVENT_TYPES: Final = tuple(ALERT_VERDICTS)
 STORAGE_VERSION: Final = 1
 
 ATTR_IP: Final = "ip"
@@ -50,3 +63,12 @@ SERVICE_LOOKUP_IP: Final = "lookup_ip"
 SERVICE_STOP_STREAM: Final = "stop_stream"
 ATTR_SESSION_ID: Final = "session_id"
 ATTR_MESSAGE: Final = "message"
+
+# The helper's firewall modes and rate profiles (its firewall.nft.PROFILES; tests/test_contract.py).
+FIREWALL_MODES: Final = ("monitor", "enforce")
+FIREWALL_PROFILES: Final = ("default", "strict", "off")
+# The firewall state sensor's states.
+FIREWALL_STATES: Final = ("off", "monitor", "enforcing", "error")
+
+# The repair raised while the helper refuses Home Assistant's address (throttle or client list).
+REFUSED_ISSUE: Final = "helper_refuses"

@@ -15,11 +15,11 @@ TO_REDACT = {CONF_TOKEN, "token", "user", "username", "plex_token", "PlexOnlineT
 
 async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> dict[str, Any]:
     """The entry, its options and the latest snapshot, secrets removed."""
-    coordinator = entry.runtime_data
+    coordinator, alerts = entry.runtime_data.coordinator, entry.runtime_data.alerts
     return {
         "entry": async_redact_data(entry.as_dict(), TO_REDACT),
-        "alert_cursor": coordinator.alerts.cursor,
-        "long_poll": coordinator.alerts.long_poll,
+        "alert_cursor": alerts.cursor,
+        "long_poll": alerts.long_poll,
         "last_update_success": coordinator.last_update_success,
         "status": async_redact_data(coordinator.data.raw, TO_REDACT),
     }

@@ -8,7 +8,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
 from .api import Snapshot
-from .const import DOMAIN
+from .const import DOMAIN, REFUSED_ISSUE
 from .coordinator import PlexSecurityConfigEntry
 
 ISSUES: dict[str, tuple[ir.IssueSeverity, Callable[[Snapshot], bool]]] = {
@@ -34,7 +34,7 @@ def issue_id(key: str, entry_id: str) -> str:
 @callback
 def update_issues(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> None:
     """Raise or clear each repair issue from the latest snapshot."""
-    coordinator = entry.runtime_data
+    coordinator = entry.runtime_data.coordinator
     if not coordinator.last_update_success or coordinator.data is None:
         return
     snapshot = coordinator.data
@@ -60,5 +60,5 @@ def update_issues(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> None:
 @callback
 def clear_issues(hass: HomeAssistant, entry_id: str) -> None:
     """Remove every issue of a deleted entry."""
-    for key in ISSUES:
+    for key in (*ISSUES, REFUSED_ISSUE):
         ir.async_delete_issue(hass, DOMAIN, issue_id(key, entry_id))

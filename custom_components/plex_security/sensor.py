@@ -19,6 +19,7 @@ from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
 from .api import Snapshot
+from .const import FIREWALL_STATES
 from .coordinator import PlexSecurityConfigEntry
 from .entity import PlexSecurityEntity
 
@@ -135,10 +136,19 @@ SENSORS: tuple[PlexSecuritySensorDescription, ...] = (
         translation_key="monitor_lag",
         device_class=SensorDeviceClass.DURATION,
         native_unit_of_measurement=UnitOfTime.SECONDS,
+        # Stated, not left to Home Assistant: newer versions pick a precision for durations.
+        suggested_display_precision=1,
         state_class=SensorStateClass.MEASUREMENT,
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
         value_fn=lambda s: s.monitor_lag,
+    ),
+    PlexSecuritySensorDescription(
+        key="firewall_state",
+        translation_key="firewall_state",
+        device_class=SensorDeviceClass.ENUM,
+        options=list(FIREWALL_STATES),
+        value_fn=lambda s: s.firewall_state,
     ),
     PlexSecuritySensorDescription(
         key="firewall_drops",
@@ -176,7 +186,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the sensors of one helper."""
-    coordinator = entry.runtime_data
+    coordinator = entry.runtime_data.coordinator
     fleet = bool(coordinator.data.fleet.get("configured"))
     async_add_entities(PlexSecuritySensor(coordinator, d) for d in SENSORS if fleet or not d.fleet_only)
 

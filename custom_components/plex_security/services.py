@@ -16,6 +16,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util.json import JsonValueType
 
+from .alerts import iso_time
 from .api import HelperAuthError, HelperConnectionError, HelperError, HelperRequestError
 from .const import (
     ATTR_CONFIG_ENTRY_ID,
@@ -118,7 +119,7 @@ def helper_failure(entry: PlexSecurityConfigEntry, err: HelperError) -> HomeAssi
         return HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="cannot_connect",
-            translation_placeholders={"url": entry.runtime_data.client.base_url},
+            translation_placeholders={"url": entry.runtime_data.coordinator.client.base_url},
         )
     return HomeAssistantError(
         translation_domain=DOMAIN, translation_key="bad_response", translation_placeholders={"error": str(err)}
@@ -133,7 +134,7 @@ async def _ban(call: ServiceCall) -> ServiceResponse:
     results: list[JsonValueType] = []
     for entry in _entries(call.hass, call):
         try:
-            ban = await entry.runtime_data.client.ban(
+            ban = await entry.runtime_data.coordinator.client.ban(
                 ip,
                 duration=int(duration.total_seconds()) if duration else None,
                 reason=call.data[ATTR_REASON] or "banned from Home Assistant",
@@ -142,9 +143,14 @@ async def _ban(call: ServiceCall) -> ServiceResponse:
         except HelperError as err:
             raise helper_failure(entry, err) from err
         results.append(
-            {"server": entry.title, "ip": ban.get("ip"), "expires": ban.get("expires"), "enforced": ban.get("enforced")}
+            {
+                "server": entry.title,
+                "ip": ban.get("ip"),
+                "expires": iso_time(ban.get("expires")),
+                "enforced": ban.get("enforced"),
+            }
         )
-        await entry.runtime_data.async_request_refresh()
+        await entry.runtime_data.coordinator.async_request_refresh()
     return {"bans": results}
 
 
@@ -153,7 +159,7 @@ async def _unban(call: ServiceCall) -> ServiceResponse:
     results: list[JsonValueType] = []
     for entry in _entries(call.hass, call):
         try:
-            await entry.runtime_data.client.unban(ip)
+            await entry.runtime_data.coordinator.client.unban(ip)
         except HelperRequestError as err:
             if err.code != "not_banned":
                 raise helper_failure(entry, err) from err
@@ -162,7 +168,7 @@ async def _unban(call: ServiceCall) -> ServiceResponse:
         except HelperError as err:
             raise helper_failure(entry, err) from err
         results.append({"server": entry.title, "ip": ip, "was_banned": True})
-        await entry.runtime_data.async_request_refresh()
+        await entry.runtime_data.coordinator.async_request_refresh()
     return {"unbans": results}
 
 
@@ -171,11 +177,13 @@ async def _allow(call: ServiceCall) -> ServiceResponse:
     results: list[JsonValueType] = []
     for entry in _entries(call.hass, call):
         try:
-            allowed = await entry.runtime_data.client.allow(ip, call.data[ATTR_REASON] or "allowed from Home Assistant")
+            allowed = await entry.runtime_data.coordinator.client.allow(
+                ip, call.data[ATTR_REASON] or "allowed from Home Assistant"
+            )
         except HelperError as err:
             raise helper_failure(entry, err) from err
         results.append({"server": entry.title, "ip": allowed.get("ip"), "unbanned": allowed.get("unbanned", [])})
-        await entry.runtime_data.async_request_refresh()
+        await entry.runtime_data.coordinator.async_request_refresh()
     return {"allowed": results}
 
 
@@ -188,23 +196,26 @@ async def _lookup(call: ServiceCall) -> ServiceResponse:
     results: list[JsonValueType] = []
     for entry in _entries(call.hass, call):
         try:
-            known = await entry.runtime_data.client.lookup(ip)
+            known = await entry.runtime_data.coordinator.client.lookup(ip)
         except HelperError as err:
             raise helper_failure(entry, err) from err
         alerts = known.get("alerts") or []
+        seen = known.get("seen")
+        if isinstance(seen, dict):
+            seen = {k: iso_time(v) if k.endswith("_seen") else v for k, v in seen.items()}
         results.append(
             {
                 "server": entry.title,
                 "ip": known.get("ip"),
-                "seen": known.get("seen"),
+                "seen": seen,
                 "failed_logins_recent": known.get("failed_auth_recent"),
                 "allowed": known.get("allowed"),
                 "bans": [
-                    {"ip": b.get("ip"), "expires": b.get("expires"), "reason": b.get("reason")}
+                    {"ip": b.get("ip"), "expires": iso_time(b.get("expires")), "reason": b.get("reason")}
                     for b in known.get("bans") or []
                 ],
                 "recent_alerts": [
-                    {"kind": a.get("kind"), "time": a.get("time"), "count": a.get("count")}
+                    {"kind": a.get("kind"), "time": iso_time(a.get("time")), "count": a.get("count")}
                     for a in alerts[:RECENT_ALERTS]
                 ],
             }
@@ -216,11 +227,11 @@ async def _audit(call: ServiceCall) -> ServiceResponse:
     results: list[JsonValueType] = []
     for entry in _entries(call.hass, call):
         try:
-            report = await entry.runtime_data.client.run_audit()
+            report = await entry.runtime_data.coordinator.client.run_audit()
         except HelperError as err:
             raise helper_failure(entry, err) from err
         results.append({"server": entry.title, "score": report.get("score"), "counts": report.get("counts")})
-        await entry.runtime_data.async_request_refresh()
+        await entry.runtime_data.coordinator.async_request_refresh()
     return {"audits": results}
 
 
@@ -230,7 +241,7 @@ async def _stop_stream(call: ServiceCall) -> ServiceResponse:
     results: list[JsonValueType] = []
     for entry in _entries(call.hass, call):
         try:
-            await entry.runtime_data.client.stop_session(session_id, message)
+            await entry.runtime_data.coordinator.client.stop_session(session_id, message)
         except HelperRequestError as err:
             if err.code != "no_such_session":
                 raise helper_failure(entry, err) from err
@@ -238,7 +249,7 @@ async def _stop_stream(call: ServiceCall) -> ServiceResponse:
         except HelperError as err:
             raise helper_failure(entry, err) from err
         results.append({"server": entry.title, "session_id": session_id})
-        await entry.runtime_data.async_request_refresh()
+        await entry.runtime_data.coordinator.async_request_refresh()
     if not results:
         raise ServiceValidationError(
             translation_domain=DOMAIN,

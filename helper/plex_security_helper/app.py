@@ -15,6 +15,8 @@ from .api.audit import routes as audit_routes
 from .api.auth import BadTokenThrottle, RequestRate, token_middleware
 from .api.bans import routes as ban_routes
 from .api.errors import error_middleware
+from .api.firewall import restore_setting
+from .api.firewall import routes as firewall_routes
 from .api.ips import routes as ip_routes
 from .api.metrics import METRICS_KEY
 from .api.metrics import routes as metrics_routes
@@ -118,6 +120,7 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(ban_routes)
     app.add_routes(audit_routes)
     app.add_routes(ip_routes)
+    app.add_routes(firewall_routes)
     app.add_routes(metrics_routes)
     app.add_routes(session_routes)
     app.add_routes(webhook_routes)
@@ -129,6 +132,7 @@ def create_app(config: Config) -> web.Application:
     async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
         geo.install(places)
         await monitor.start()
+        await restore_setting(monitor)
         metrics.start_seq = monitor.last_seq
         await fleet.start()
         tasks = [asyncio.create_task(schedule(auditor, config.audit.interval), name="plex-security-audit")]

@@ -251,6 +251,8 @@ class Monitor:
         assert self._store is not None
         batch = pending.batch
         verdicts = batch.verdicts
+        # One alert per ban period: not again for a source that is banned (issue 16).
+        verdicts.alerts = self.enforcer.unbanned_sources(self._store, verdicts.alerts, time.time())
         try:
             stored = self._store.commit_batch(
                 verdicts.failures,

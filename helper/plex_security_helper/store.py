@@ -449,6 +449,17 @@ class Store:
         """Record that the alerts up to *seq* have been acted on."""
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('ban_cursor', ?)", (str(seq),))
 
+    def firewall_setting(self) -> dict[str, Any] | None:
+        """The firewall mode and profile last set through the API (who and when), if ever."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'firewall_setting'").fetchone()
+        value = json.loads(row[0]) if row else None
+        return value if isinstance(value, dict) else None
+
+    def put_firewall_setting(self, setting: Mapping[str, Any]) -> None:
+        """Keep a run-time mode/profile change across restarts."""
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('firewall_setting', ?)", (json.dumps(dict(setting)),))
+
     def put_bans(self, bans: Iterable[Ban], outbox: Iterable[OutboxItem] = (), now: float = 0.0) -> None:
         """Record bans and their outbox messages (one transaction), replacing earlier records of the same targets."""
         with self._db:

@@ -98,6 +98,30 @@ ensure_rootfs() {
     mv "$tmp" "$dir"
 }
 
+# The Home Assistant tests also run on the newest release that runs on Python 3.13 (.venv holds
+# the floor that hacs.json names). Its own venv: the two pin different aiohttp, pytest, syrupy.
+HA_NEXT_VENV="$ROOT/.venv-ha2026"
+HA_NEXT_SPEC="homeassistant==2026.2.3 pytest-homeassistant-custom-component==0.13.316 hypothesis==6.170.17"
+ensure_ha_next_venv() {
+    local py want
+    # The helper's own dependencies come along (the HA tests start a real helper).
+    want="$HA_NEXT_SPEC $(sha256sum "$ROOT/helper/pyproject.toml" | cut -d' ' -f1)"
+    if [ -x "$HA_NEXT_VENV/bin/python" ] && [ "$(cat "$HA_NEXT_VENV/.spec" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    py=$(find_python313)
+    echo "==> creating $HA_NEXT_VENV ($HA_NEXT_SPEC)"
+    rm -rf "$HA_NEXT_VENV"
+    "$py" -m venv "$HA_NEXT_VENV"
+    "$HA_NEXT_VENV/bin/python" -m pip install --quiet --upgrade pip
+    # Newer Home Assistant releases ask for a newer 3.13 patch release than some hosts have;
+    # their tests run on 3.13.0 all the same.
+    # shellcheck disable=SC2086 # the spec is a list of requirements
+    "$HA_NEXT_VENV/bin/python" -m pip install --quiet --ignore-requires-python $HA_NEXT_SPEC
+    "$HA_NEXT_VENV/bin/python" -m pip install --quiet --ignore-requires-python -e "$ROOT/helper"
+    echo "$want" >"$HA_NEXT_VENV/.spec"
+}
+
 # CrowdSec for the fleet tests (tests/system/test_crowdsec.py), which run their own LAPI under
 # their temp dir. The package's postinst registers with the Central API unless that
 # credentials file already has content (README.Debian); there is no network for it here, so

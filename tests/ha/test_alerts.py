@@ -118,3 +118,30 @@ async def test_a_reset_helper_database_moves_the_cursor_back(hass: HomeAssistant
     listener.cursor = 50  # as if the helper had been reinstalled since
     assert await listener.poll_once() == 0
     assert listener.cursor == 0
+
+
+async def test_an_alert_refreshes_the_entities_it_changes_without_waiting_for_the_poll(
+    hass: HomeAssistant, audited: HelperProcess
+) -> None:
+    # An hour between polls: whatever changes below, the alert pushed it.
+    entry = make_entry(audited, **{CONF_SCAN_INTERVAL: 3600})
+    await _setup(hass, entry)
+    registry = er.async_get(hass)
+
+    def state(platform: str, key: str) -> str | None:
+        entity_id = registry.async_get_entity_id(platform, DOMAIN, f"{audited.helper_id}_{key}")
+        assert entity_id is not None, key
+        current = hass.states.get(entity_id)
+        return current.state if current else None
+
+    assert state("binary_sensor", "under_attack") == "off"
+    assert state("sensor", "active_bans") == "0"
+    await hass.async_add_executor_job(_attack, audited, "203.0.113.30", 44000)
+    await _until(
+        lambda: (
+            state("binary_sensor", "under_attack") == "on"
+            and state("sensor", "last_attacker") == "203.0.113.30"
+            and state("sensor", "active_bans") == "1"
+            and state("sensor", "failed_logins_24h") == "5"
+        )
+    )

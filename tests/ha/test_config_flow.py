@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from aiohttp import web
@@ -62,7 +63,7 @@ async def test_user_flow_creates_entry(hass: HomeAssistant, helper: HelperProces
     ("bad", "error"),
     [
         ({CONF_TOKEN: "wrong-token-wrong-token"}, "invalid_auth"),
-        ({CONF_PORT: None}, "cannot_connect"),
+        ({CONF_PORT: None}, "connection_refused"),
     ],
 )
 async def test_user_flow_errors_then_recovers(
@@ -114,7 +115,7 @@ async def test_rejected_token_starts_reauth_and_a_new_token_fixes_it(
     await hass.async_block_till_done()
     old = helper.token
     await hass.async_add_executor_job(_set_token, helper, "a-brand-new-token-0123456789")
-    await config_entry.runtime_data.async_refresh()
+    await config_entry.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [f["context"]["source"] for f in flows] == ["reauth"]
@@ -122,8 +123,10 @@ async def test_rejected_token_starts_reauth_and_a_new_token_fixes_it(
     result = await hass.config_entries.flow.async_configure(flow_id, {CONF_TOKEN: old})
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "invalid_auth"}
-    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_TOKEN: "a-brand-new-token-0123456789"})
-    await hass.async_block_till_done()
+    with patch.object(hass.config_entries, "async_reload", wraps=hass.config_entries.async_reload) as reload:
+        result = await hass.config_entries.flow.async_configure(flow_id, {CONF_TOKEN: "a-brand-new-token-0123456789"})
+        await hass.async_block_till_done()
+    assert reload.call_count == 1  # one reload, not the flow's and the update listener's
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert config_entry.data[CONF_TOKEN] == "a-brand-new-token-0123456789"
@@ -158,17 +161,19 @@ async def test_reconfigure_moves_to_a_new_port(
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: closed, CONF_SSL: False, CONF_VERIFY_SSL: True}
     )
-    assert result["errors"] == {"base": "cannot_connect"}
+    assert result["errors"] == {"base": "connection_refused"}
 
     # The helper moves to another port; the entry follows it.
     await hass.async_add_executor_job(helper.stop)
     helper.config_path.write_text(helper.config_path.read_text().replace(f"port = {helper.port}", f"port = {closed}"))
     helper.port = closed
     await hass.async_add_executor_job(helper.start)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: closed, CONF_SSL: False, CONF_VERIFY_SSL: True}
-    )
-    await hass.async_block_till_done()
+    with patch.object(hass.config_entries, "async_reload", wraps=hass.config_entries.async_reload) as reload:
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: closed, CONF_SSL: False, CONF_VERIFY_SSL: True}
+        )
+        await hass.async_block_till_done()
+    assert reload.call_count == 1
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     assert config_entry.data[CONF_PORT] == closed
@@ -190,10 +195,10 @@ async def test_options_flow_sets_interval_long_poll_and_window(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert config_entry.options == {CONF_SCAN_INTERVAL: 60, CONF_LONG_POLL: False, CONF_ATTACK_WINDOW: 30}
     # Saving reloaded the entry with the new options.
-    coordinator = config_entry.runtime_data
+    coordinator = config_entry.runtime_data.coordinator
     assert coordinator.update_interval is not None
     assert coordinator.update_interval.total_seconds() == 60
-    assert coordinator.alerts.long_poll is False
+    assert config_entry.runtime_data.alerts.long_poll is False
 
 
 @pytest.fixture
@@ -224,8 +229,8 @@ async def test_self_signed_tls_is_pinned_by_fingerprint(hass: HomeAssistant, tls
     await hass.async_add_executor_job(tls_helper.stop)
     await hass.async_add_executor_job(tls_helper.new_certificate)
     await hass.async_add_executor_job(tls_helper.start)
-    await entry.runtime_data.async_refresh()
-    assert entry.runtime_data.last_update_success is False
+    await entry.runtime_data.coordinator.async_refresh()
+    assert entry.runtime_data.coordinator.last_update_success is False
 
     # Reconfigure confirms the new fingerprint explicitly.
     result = await hass.config_entries.flow.async_init(
@@ -249,7 +254,7 @@ async def test_tls_without_a_tls_server_and_a_refusing_token(hass: HomeAssistant
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     closed = entry_data(tls_helper, **{CONF_SSL: True, CONF_VERIFY_SSL: False, CONF_PORT: free_port()})
     result = await hass.config_entries.flow.async_configure(result["flow_id"], closed)
-    assert result["errors"] == {"base": "cannot_connect"}
+    assert result["errors"] == {"base": "connection_refused"}
     wrong = entry_data(tls_helper, **{CONF_SSL: True, CONF_VERIFY_SSL: False, CONF_TOKEN: "wrong-token-0123456789"})
     result = await hass.config_entries.flow.async_configure(result["flow_id"], wrong)
     assert result["step_id"] == "confirm_fingerprint"

@@ -16,7 +16,10 @@ from tests.helperproc import HelperProcess
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
-@pytest.mark.parametrize("platform", [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.EVENT, Platform.SENSOR])
+@pytest.mark.parametrize(
+    "platform",
+    [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.EVENT, Platform.SELECT, Platform.SENSOR, Platform.SWITCH],
+)
 async def test_entities(
     hass: HomeAssistant,
     audited: HelperProcess,

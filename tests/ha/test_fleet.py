@@ -71,7 +71,7 @@ async def test_rejected_credentials_raise_a_repair_that_clears_once_lapi_takes_t
         await hass.async_add_executor_job(
             helper.wait_for, lambda s: s["fleet"]["credentials_ok"] is True and s["fleet"]["push_queue"] == 0, 15.0
         )
-        await entry.runtime_data.async_refresh()
+        await entry.runtime_data.coordinator.async_refresh()
         await hass.async_block_till_done()
         assert ir.async_get(hass).async_get_issue(DOMAIN, f"fleet_credentials_rejected_{ENTRY_ID}") is None
         values = {d["value"] for d in await hass.async_add_executor_job(lapi.decisions)}

@@ -38,7 +38,7 @@ async def _press_audit(hass: HomeAssistant) -> None:
     )
     # The button asks for a refresh; a second one within the debouncer's 10 s would wait.
     for entry in hass.config_entries.async_loaded_entries(DOMAIN):
-        await entry.runtime_data.async_refresh()
+        await entry.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
 
 
@@ -101,7 +101,7 @@ async def test_diagnostics_redact_tokens_and_user_names(
     await hass.async_add_executor_job(
         audited.wait_for, lambda s: (s["alerts"]["last"] or {}).get("kind") == "new_location"
     )
-    await entry.runtime_data.async_refresh()
+    await entry.runtime_data.coordinator.async_refresh()
     diagnostics: Any = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     text = str(diagnostics)
     assert audited.token not in text
@@ -120,7 +120,7 @@ async def test_under_attack_and_last_attacker(hass: HomeAssistant, audited: Help
     lines = [line for port in range(40000, 40005) for line in failed_login("203.0.113.66", port=port)]
     await hass.async_add_executor_job(audited.append, *lines)
     await hass.async_add_executor_job(audited.wait_for, lambda s: s["alerts"]["count_24h"] == 1)
-    await entry.runtime_data.async_refresh()
+    await entry.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
     assert state_of(hass, "binary_sensor.plex_security_127_0_0_1_under_attack") == "on"
     assert state_of(hass, "sensor.plex_security_127_0_0_1_last_attacker") == "203.0.113.66"
@@ -133,7 +133,7 @@ async def test_unavailable_then_available_logs_once_each(
 ) -> None:
     entry = make_entry(audited)
     await _setup(hass, entry)
-    coordinator = entry.runtime_data
+    coordinator = entry.runtime_data.coordinator
     caplog.set_level(logging.INFO)
     caplog.clear()
     await hass.async_add_executor_job(audited.stop)
@@ -173,7 +173,7 @@ async def test_lift_newest_ban_button(hass: HomeAssistant, audited: HelperProces
     assert err.value.translation_key == "no_active_ban"
     for ip in ("203.0.113.1", "203.0.113.2"):
         await hass.services.async_call(DOMAIN, "ban_ip", {"ip": ip}, blocking=True)
-    await entry.runtime_data.async_refresh()
+    await entry.runtime_data.coordinator.async_refresh()
     await hass.services.async_call("button", "press", {"entity_id": button}, blocking=True)
     bans = (await hass.async_add_executor_job(audited.get, "/api/v1/bans"))["bans"]
     assert [b["ip"] for b in bans] == ["203.0.113.1"]

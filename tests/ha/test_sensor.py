@@ -26,7 +26,7 @@ async def _refresh(hass: HomeAssistant) -> None:
     """What the poll interval does (its task runs in the background, next to the alert long-poll)."""
     async_fire_time_changed(hass, dt_util.utcnow() + SCAN_INTERVAL)
     for entry in hass.config_entries.async_loaded_entries(DOMAIN):
-        await entry.runtime_data.async_refresh()
+        await entry.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
 
 

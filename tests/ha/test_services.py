@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.plex_security.const import DOMAIN
@@ -55,6 +57,9 @@ async def test_ban_on_every_server_then_unban_on_one(hass: HomeAssistant, two_se
     bans = response["bans"]
     assert [b["server"] for b in bans] == ["Plex Security (127.0.0.1)", "Plex Security (second)"]
     assert all(b["ip"] == "203.0.113.7" for b in bans)
+    expires = dt_util.parse_datetime(bans[0]["expires"])
+    assert expires is not None
+    assert timedelta(hours=23, minutes=59) < expires - dt_util.utcnow() <= timedelta(hours=24)
     for helper in (first, second):
         listed = await hass.async_add_executor_job(helper.get, "/api/v1/bans")
         assert [(b["ip"], b["origin"], b["reason"]) for b in listed["bans"]] == [
@@ -100,6 +105,10 @@ async def test_lookup_tells_what_each_helper_knows(hass: HomeAssistant, two_serv
     assert (here["seen"]["requests"], here["seen"]["failed_auth"], here["failed_logins_recent"]) == (6, 6, 6)
     assert "failed_login_burst" in [a["kind"] for a in here["recent_alerts"]]
     assert [b["ip"] for b in here["bans"]] == ["203.0.113.9"]
+    # Times are ISO 8601 in UTC, as Home Assistant shows them everywhere else.
+    for when in (here["seen"]["first_seen"], here["seen"]["last_seen"], here["bans"][0]["expires"]):
+        assert dt_util.parse_datetime(when) is not None and when.endswith("+00:00"), when
+    assert all(dt_util.parse_datetime(a["time"]) is not None for a in here["recent_alerts"])
     assert there["seen"] is None and there["bans"] == [] and there["recent_alerts"] == []
 
     response = await call_service(hass, "lookup_ip", {"ip": "192.168.1.4", "config_entry_id": first_entry.entry_id})

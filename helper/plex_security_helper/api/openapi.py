@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
+from ..firewall.nft import PROFILES
 from ..model import CALLER_ORIGINS, AlertKind, Origin
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -38,6 +39,21 @@ _COUNTER = {
     "properties": {"packets": {"type": "integer"}, "bytes": {"type": "integer"}},
 }
 _INT_OR_NULL = {"type": "integer", "nullable": True}
+FIREWALL_MODES = ("monitor", "enforce")
+_FIREWALL_SETTING: dict[str, Any] = {
+    "type": "object",
+    "required": ["mode", "profile", "backend", "enforcing", "error", "changed_by", "changed_from", "changed_at"],
+    "properties": {
+        "mode": {"type": "string", "enum": list(FIREWALL_MODES)},
+        "profile": {"type": "string", "enum": sorted(PROFILES)},
+        "backend": {"type": "string", "enum": ["nft", "fail2ban", "none"]},
+        "enforcing": {"type": "boolean"},
+        "error": {"type": "string", "nullable": True},
+        "changed_by": {"type": "string", "nullable": True, "enum": [*CALLER_ORIGINS, None]},
+        "changed_from": {"type": "string", "nullable": True},
+        "changed_at": _NUM_OR_NULL,
+    },
+}
 _FIREWALL: dict[str, Any] = {
     "type": "object",
     "required": ["available", "backend", "mode", "enforcing", "plex_port", "limits", "active", "counters", "error"],
@@ -831,6 +847,36 @@ OPENAPI: dict[str, Any] = {
                     "415": _json(_ERROR, "Not multipart"),
                 },
             }
+        },
+        "/api/v1/firewall": {
+            "get": {
+                "operationId": "firewall",
+                "responses": {"200": _json(_FIREWALL_SETTING, "Mode, profile and their last run-time change")},
+            },
+            "put": {
+                "operationId": "set_firewall",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "minProperties": 1,
+                                "additionalProperties": False,
+                                "properties": {
+                                    "mode": {"type": "string", "enum": list(FIREWALL_MODES)},
+                                    "profile": {"type": "string", "enum": sorted(PROFILES)},
+                                    "origin": {"type": "string", "enum": list(CALLER_ORIGINS)},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(_FIREWALL_SETTING, "Applied now and kept across restarts"),
+                    "400": _json(_ERROR, "Invalid body (give mode, profile or both)"),
+                },
+            },
         },
         "/api/v1/openapi.json": {
             "get": {

@@ -262,6 +262,32 @@ class Enforcer:
                 raise BackendError(f"the ban is lifted in the record, but the firewall refused: {err}") from None
         return lifted
 
+    def _ban_target(self, alert: Alert) -> Target:
+        target = parse_target(str(alert.detail.get("source") or alert.ip))
+        return target if self.backend.supports(target) else parse_target(alert.ip)
+
+    def unbanned_sources(self, store: Store, alerts: Sequence[Alert], now: float) -> list[Alert]:
+        """*alerts* without the "ban" verdicts on sources already banned (recorded, in monitor mode).
+
+        In monitor mode a banned attacker keeps going, and the detector would alert again every
+        window: one alert per ban period is the news, the rest would be a notification storm.
+        """
+        kept: list[Alert] = []
+        judged: set[str] = set()  # sources whose first "ban" alert of this batch is kept
+        for alert in alerts:
+            if alert.verdict == Verdict.BAN:
+                try:
+                    source = self._ban_target(alert).text
+                except InvalidTarget:
+                    kept.append(alert)
+                    continue
+                current = store.ban(source)
+                if source in judged or (current is not None and current.active(now)):
+                    continue
+                judged.add(source)
+            kept.append(alert)
+        return kept
+
     def auto_ban(self, store: Store, alerts: Sequence[Alert], now: float) -> list[Ban]:
         """Ban the sources of alerts whose verdict is "ban", as one backend batch."""
         fresh: dict[str, Ban] = {}
@@ -270,9 +296,7 @@ class Enforcer:
             if alert.verdict != Verdict.BAN:
                 continue
             try:
-                target = parse_target(str(alert.detail.get("source") or alert.ip))
-                if not self.backend.supports(target):
-                    target = parse_target(alert.ip)
+                target = self._ban_target(alert)
                 self.policy.check(target)
             except (InvalidTarget, BanRefused) as err:
                 _LOGGER.info("not banning %s after %s: %s", alert.ip, alert.kind, err)
