@@ -35,6 +35,9 @@ PER_ADDRESS = 64  # open connections one address may hold
 MAX_CONNECTIONS = 1024  # open connections in all (lowered to fit the descriptor limit)
 RESERVED_FDS = 256  # descriptors kept for the database, logs, nft, Docker and Plex clients
 WANTED_FDS = 4096  # soft descriptor limit asked for at start (the unit's LimitNOFILE)
+# asyncio accepts up to the backlog in one go before the gate sees any: keep that burst well
+# inside the descriptors RESERVED_FDS leaves over.
+ACCEPT_BATCH = 100
 
 
 @dataclass(slots=True)
@@ -312,7 +315,7 @@ def serve(
         try:
             # TLS is started per connection by _Guarded, after the gate admitted it.
             listener = await loop.create_server(
-                lambda: _Guarded(gate, factory(), ssl_context), host, port, backlog=512, reuse_address=True
+                lambda: _Guarded(gate, factory(), ssl_context), host, port, backlog=ACCEPT_BATCH, reuse_address=True
             )
             on_listening()
             await stop.wait()
