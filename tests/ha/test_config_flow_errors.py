@@ -152,10 +152,6 @@ async def test_after_ten_wrong_tokens_the_flow_says_the_helper_refuses_this_addr
     assert "too many wrong tokens" in placeholders["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs issue 15's throttle (branch issue-15: the right token is never refused); remove once merged",
-)
 @pytest.mark.xfail(reason="fails since the helper's new connection gate and throttle were merged; open", strict=False)
 async def test_ten_wrong_tokens_in_the_flow_leave_the_working_entry_available(
     hass: HomeAssistant, helper: HelperProcess
