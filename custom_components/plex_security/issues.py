@@ -23,7 +23,24 @@ ISSUES: dict[str, tuple[ir.IssueSeverity, Callable[[Snapshot], bool]]] = {
         lambda s: s.plex.get("debug_logging") is False or not s.following,
     ),
     "fleet_credentials_rejected": (ir.IssueSeverity.ERROR, lambda s: s.fleet.get("credentials_ok") is False),
+    "probable_proxy": (ir.IssueSeverity.WARNING, lambda s: bool(_probable_proxies(s))),
+    "plex_tv_two_factor_off": (ir.IssueSeverity.ERROR, lambda s: "plex_tv.two_factor_off" in _open_findings(s)),
+    "plex_tv_inactive_users": (ir.IssueSeverity.WARNING, lambda s: "plex_tv.user_inactive" in _open_findings(s)),
 }
+
+
+def _probable_proxies(snapshot: Snapshot) -> list[str]:
+    """Private addresses Plex calls WAN that carry several users, not yet trusted as proxies."""
+    monitor = snapshot.raw.get("monitor") if isinstance(snapshot.raw.get("monitor"), dict) else {}
+    assert isinstance(monitor, dict)
+    found = monitor.get("probable_proxies")
+    return [str(ip) for ip in found][:10] if isinstance(found, list) else []
+
+
+def _open_findings(snapshot: Snapshot) -> set[str]:
+    """The ids of the audit's open findings."""
+    ids = snapshot.audit.get("open") or snapshot.audit.get("serious") or []
+    return {str(i) for i in ids} if isinstance(ids, list) else set()
 
 
 def issue_id(key: str, entry_id: str) -> str:
@@ -51,6 +68,7 @@ def update_issues(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> None:
                 translation_placeholders={
                     "server": entry.title,
                     "version": str(snapshot.plex.get("version") or "?"),
+                    "addresses": ", ".join(_probable_proxies(snapshot)) or "-",
                 },
             )
         else:

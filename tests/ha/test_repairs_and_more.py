@@ -178,3 +178,48 @@ async def test_lift_newest_ban_button(hass: HomeAssistant, audited: HelperProces
     bans = (await hass.async_add_executor_job(audited.get, "/api/v1/bans"))["bans"]
     assert [b["ip"] for b in bans] == ["203.0.113.1"]
     assert state_of(hass, "sensor.plex_security_127_0_0_1_active_bans") == "1"
+
+
+async def test_a_probable_proxy_raises_a_repair_that_says_how_to_trust_it(
+    hass: HomeAssistant, audited: HelperProcess
+) -> None:
+    entry = make_entry(audited)
+    await _setup(hass, entry)
+    assert "probable_proxy" not in _issues(hass)
+    # A Docker bridge: one private address that Plex calls WAN, carrying three users.
+    lines = [
+        line
+        for n, user in enumerate(("alice", "bob", "carol"))
+        for line in exchange("172.17.0.1", 200, "/library/sections", user=user, port=41000 + n)
+    ]
+    await hass.async_add_executor_job(audited.append, *lines)
+    await hass.async_add_executor_job(audited.wait_for, lambda s: s["monitor"]["probable_proxies"] == ["172.17.0.1"])
+    await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"probable_proxy_{ENTRY_ID}")
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["addresses"] == "172.17.0.1"
+
+
+async def test_plex_tv_two_factor_off_and_idle_friends_raise_repairs(
+    hass: HomeAssistant, tmp_path: Path, plex: tuple[PlexState, int]
+) -> None:
+    import time
+
+    state, port = plex
+    state.two_factor = False
+    state.shared_users = {"gone-friend": time.time() - 200 * 86_400}
+    helper = audited_helper(tmp_path / "helper", port)
+    helper.extra_config += f'[plex_tv]\nenabled = true\nurl = "http://127.0.0.1:{port}"\ninactive_days = 90\n'
+    await hass.async_add_executor_job(helper.start)
+    try:
+        await _setup(hass, make_entry(helper))
+        await _press_audit(hass)
+        assert {"plex_tv_two_factor_off", "plex_tv_inactive_users"} <= _issues(hass)
+        state.two_factor = True
+        state.shared_users = {"friend": time.time()}
+        await _press_audit(hass)
+        assert not {"plex_tv_two_factor_off", "plex_tv_inactive_users"} & _issues(hass)
+    finally:
+        await hass.async_add_executor_job(helper.stop)

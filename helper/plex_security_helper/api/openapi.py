@@ -146,6 +146,7 @@ _AUDIT_SECTION: dict[str, Any] = {
         },
         "not_checked": {"type": "array", "items": {"type": "string"}},
         "serious": {"type": "array", "items": {"type": "string"}},
+        "open": {"type": "array", "items": {"type": "string"}},
     },
 }
 _PLEX_SECTION: dict[str, Any] = {

@@ -176,6 +176,7 @@ class Auditor:
             "running": self.running,
             "top": [{"id": f.id, "key": f.key, "severity": f.severity.value, "title": f.title} for f in worst],
             "serious": sorted({f.id for f in open_findings if f.severity in (Severity.CRITICAL, Severity.HIGH)}),
+            "open": sorted({f.id for f in open_findings}),
             "not_checked": sorted(report.not_checked),
         }
 
