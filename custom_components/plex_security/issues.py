@@ -43,6 +43,14 @@ def _open_findings(snapshot: Snapshot) -> set[str]:
     return {str(i) for i in ids} if isinstance(ids, list) else set()
 
 
+def _placeholders(key: str, server: str, snapshot: Snapshot) -> dict[str, str]:
+    """The texts an issue's translation fills in."""
+    values = {"server": server, "version": str(snapshot.plex.get("version") or "?")}
+    if key == "probable_proxy":
+        values["addresses"] = ", ".join(_probable_proxies(snapshot))
+    return values
+
+
 def issue_id(key: str, entry_id: str) -> str:
     """One issue per kind and helper."""
     return f"{key}_{entry_id}"
@@ -65,11 +73,7 @@ def update_issues(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> None:
                 is_persistent=False,
                 severity=severity,
                 translation_key=key,
-                translation_placeholders={
-                    "server": entry.title,
-                    "version": str(snapshot.plex.get("version") or "?"),
-                    "addresses": ", ".join(_probable_proxies(snapshot)) or "-",
-                },
+                translation_placeholders=_placeholders(key, entry.title, snapshot),
             )
         else:
             ir.async_delete_issue(hass, DOMAIN, issue_id(key, entry.entry_id))
