@@ -14,9 +14,7 @@ from typing import Any
 import voluptuous as vol
 from aiohttp import web
 
-from ..firewall.backend import NftBackend
 from ..firewall.nft import PROFILES
-from ..firewall.runner import BackendError
 from ..model import CALLER_ORIGINS, Origin
 from ..monitor import Monitor
 from .bans import _json_body
@@ -41,11 +39,6 @@ def apply_setting(monitor: Monitor, mode: str, profile: str, now: float) -> None
     enforcer = monitor.enforcer
     if profile not in PROFILES or mode not in MODES:
         raise ValueError(f"unknown firewall setting {mode!r}/{profile!r}")
-    if enforcer.enforcing and mode == "monitor" and isinstance(enforcer.backend, NftBackend):
-        try:
-            enforcer.backend.firewall.delete_table()
-        except BackendError as err:
-            _LOGGER.error("firewall: cannot remove the table when switching to monitor: %s", err)
     enforcer.config = replace(enforcer.config, profile=profile)
     enforcer.set_mode(monitor.store, mode, now)
 

@@ -58,6 +58,9 @@ class Backend(Protocol):
     def status(self) -> dict[str, Any]:
         """Backend-specific fields of ``/status``'s firewall section (``active``, ``counters`` …)."""
 
+    def stop(self) -> None:
+        """Take away what :meth:`init` made (the mode leaves enforce at run time)."""
+
 
 class DryRunBackend:
     """Monitor mode: every decision is recorded by the enforcer, nothing reaches a firewall."""
@@ -92,6 +95,9 @@ class DryRunBackend:
     def status(self) -> dict[str, Any]:
         """Nothing is dropped: the counters are zero, not unknown."""
         return {"active": False, "counters": {}}
+
+    def stop(self) -> None:
+        """Nothing was made."""
 
 
 class NftBackend:
@@ -142,6 +148,10 @@ class NftBackend:
         """Whether the table is in place and its drop counters."""
         active = self.firewall.loaded()
         return {"active": active, "counters": self.firewall.counters() if active else {}}
+
+    def stop(self) -> None:
+        """Remove the table: monitor mode drops nothing."""
+        self.firewall.delete_table()
 
 
 class Fail2banBackend:
@@ -198,6 +208,9 @@ class Fail2banBackend:
             "counters": {},
             "fail2ban": {"jail": self.client.jail, "currently_banned": jail.currently_banned},
         }
+
+    def stop(self) -> None:
+        """fail2ban's rules are its owner's; its jail keeps its own ban times."""
 
 
 def make_backend(config: FirewallConfig, mode: str) -> Backend:

@@ -111,6 +111,11 @@ class Enforcer:
         """Switch between ``monitor`` and ``enforce`` at run time (a new backend, then start)."""
         if mode not in ("monitor", "enforce"):
             raise ValueError("mode must be monitor or enforce")
+        if self.enforcing and mode != "enforce":
+            try:
+                self.backend.stop()
+            except BackendError as err:
+                self._fail(err)
         self.mode = mode
         self.backend = make_backend(self.config, mode)
         self.applied = False
