@@ -310,8 +310,8 @@ class Detector:
     def _quiet(self, kind: str) -> float:
         return float(self._cfg.slow_window) if kind == AlertKind.FAILED_LOGIN_SLOW else self._window
 
-    def feed(self, event: HttpEvent, out: Verdicts) -> None:
-        """Add one event's consequences to *out*."""
+    def feed(self, event: HttpEvent, out: Verdicts, probe: bool | None = None) -> None:
+        """Add one event's consequences to *out* (*probe*: is_probe of its path, when known)."""
         if event.via is not None and event.via == event.ip:
             return  # a trusted proxy's own request without a forwarded client: judge nobody
         cls = event.net_class
@@ -335,7 +335,7 @@ class Detector:
             src.trusted_until = now + self._cfg.trust_after_signin
             self._check_location(event, out)
         self._count_rate(src, event, out)
-        if is_probe(path):
+        if is_probe(path) if probe is None else probe:
             self._probe(src, event, out)
         elif status == 404 and BENIGN_FAILURE_PATHS.match(path) is None:
             self._scan(src, event, out)
@@ -497,9 +497,11 @@ class Detector:
         minute.append(event.time)
         while minute and minute[0] < event.time - 60:
             minute.popleft()
-        if len(minute) > self._flood_cap:  # more than any limit needs to know
+        count = len(minute)
+        if count > self._flood_cap:  # more than any limit needs to know
             minute.popleft()
-        if len(minute) > self._needed(src, event.time, self._cfg.flood_per_minute):
+            count -= 1
+        if count > self._cfg.flood_per_minute and count > self._needed(src, event.time, self._cfg.flood_per_minute):
             self._alert(out, src, AlertKind.FLOOD, event, count=len(minute), extra={"per_minute": len(minute)})
 
     def _check_location(self, event: HttpEvent, out: Verdicts) -> None:
@@ -507,8 +509,10 @@ class Detector:
         if not is_public(event.ip):
             return
         net = user_network(event.ip)
-        known = self._user_networks.setdefault(event.user, set())
-        if net in known:
+        known = self._user_networks.get(event.user)
+        if known is None:
+            known = self._user_networks[event.user] = set()
+        elif net in known:
             return
         first = not known
         known.add(net)

@@ -70,6 +70,7 @@ class Pipeline:
         joiner_capacity: int = JOINER_CAPACITY,
     ) -> None:
         self.proxies = TrustedProxies(trusted_proxies)
+        self._proxied = bool(self.proxies)
         self.parser = LogParser(zone, self.proxies if self.proxies else None)
         self.guard = LogWriteGuard(lambda line: self.parser.parse(line) is not None)
         self.joiner = RequestJoiner(joiner_capacity)
@@ -156,7 +157,7 @@ class Pipeline:
             self.joiner.request(rec, unverified)
             return
         event, _req, late = self.joiner.completed(rec)
-        if event.via is None and self.proxies and self.proxies(event.ip):
+        if event.via is None and self._proxied and self.proxies(event.ip):
             event.via = event.ip  # a trusted proxy's own request: the client is unknown
         batch = self._batch
         tally = self._tally(batch, event.ip, event.time)
@@ -169,4 +170,4 @@ class Pipeline:
             return
         if exploit is not None:
             self.detector.exploit(event, exploit, batch.verdicts)
-        self.detector.feed(event, batch.verdicts)
+        self.detector.feed(event, batch.verdicts, probe)
