@@ -152,7 +152,6 @@ async def test_after_ten_wrong_tokens_the_flow_says_the_helper_refuses_this_addr
     assert "too many wrong tokens" in placeholders["message"]
 
 
-@pytest.mark.xfail(reason="fails since the helper's new connection gate and throttle were merged; open", strict=False)
 async def test_ten_wrong_tokens_in_the_flow_leave_the_working_entry_available(
     hass: HomeAssistant, helper: HelperProcess
 ) -> None:
