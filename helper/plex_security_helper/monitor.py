@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,9 +32,12 @@ DAY = 86_400.0
 PURGE_INTERVAL = 3600.0
 RECONCILE_INTERVAL = 30.0
 WATCHED_POLL = 1.0  # seconds between safety-net polls while inotify reports changes
-# Lines that changed only totals are committed at most this often: a commit per Plex write costs
-# more CPU than the lines; an uncommitted position is read again after a crash (nothing lost).
+# Lines that changed only totals are committed at most this often, failed logins and learnt
+# networks within PROMPT_COMMIT (Home Assistant shows them): a commit per Plex write costs more
+# CPU than the lines, and an uncommitted position is read again after a crash (nothing lost).
+# An alert is committed at once: it bans and notifies.
 QUIET_COMMIT = 1.0
+PROMPT_COMMIT = 0.25
 MAX_FAILED_AUTH_ROWS = 2_000_000
 MAX_ADDRESS_ROWS = 1_000_000
 
@@ -47,10 +51,15 @@ class _Pending:
     carry: list[str] = field(default_factory=list)
 
     @property
-    def eventful(self) -> bool:
-        """Whether it holds more than totals: a failed login, an alert or a learnt network."""
+    def urgent(self) -> bool:
+        """Whether it holds an alert: committed at once, since bans and notifications wait on it."""
+        return bool(self.batch.verdicts.alerts)
+
+    @property
+    def wait(self) -> float:
+        """How long it may wait for more lines before its commit."""
         verdicts = self.batch.verdicts
-        return bool(verdicts.failures or verdicts.alerts or verdicts.learned)
+        return PROMPT_COMMIT if verdicts.failures or verdicts.learned else QUIET_COMMIT
 
     def absorb(self, later: _Pending) -> None:
         """Take in the batch read after this one (its position and carry are the newer ones)."""
@@ -95,7 +104,7 @@ class Monitor:
         self._committed: Position | None = None
         self._closing = False
         self._pending: _Pending | None = None
-        self._quiet: _Pending | None = None  # uneventful lines waiting for QUIET_COMMIT
+        self._quiet: _Pending | None = None  # lines without an alert, waiting for their commit
         self._quiet_since = 0.0
         self.unverified = 0
         # Read off the detector on the worker thread after each batch (it is not thread-safe).
@@ -151,7 +160,8 @@ class Monitor:
 
     def _try_watch(self) -> None:
         self._next_watch_try = time.monotonic() + RECONCILE_INTERVAL
-        watch, why = watch_folder(self._config.monitor.log_path.parent)
+        log = self._config.monitor.log_path
+        watch, why = watch_folder(log.parent, log.name)
         if watch is None:
             if why != self._watch_problem:  # said once, not every retry
                 _LOGGER.info("watching the Plex log by polling only: %s", why)
@@ -211,24 +221,35 @@ class Monitor:
         if self._pending is not None:
             return self._commit(self._pending)
         lines = self._follower.read_lines()
-        if not lines and self._follower.position == self._committed and self._quiet is None:
-            return 0, self.last_seq
+        now = time.monotonic()
+        if not lines:
+            quiet = self._quiet
+            if quiet is None and self._follower.position == self._committed:
+                return 0, self.last_seq
+            if quiet is not None and quiet.position == self._follower.position and now < self.commit_due():
+                return 0, self.last_seq  # nothing new, and the waiting lines are not due yet
         self.pipeline.feed(lines)
         pending = _Pending(self.pipeline.take(), self._follower.position, self.pipeline.carry())
-        now = time.monotonic()
         if self._quiet is not None:
             self._quiet.absorb(pending)
             pending = self._quiet
-        elif not pending.eventful:
+        else:
             self._quiet_since = now
-        if not pending.eventful and now - self._quiet_since < QUIET_COMMIT and not self._closing:
-            self._quiet = pending
+        self._quiet = pending
+        if not pending.urgent and now < self.commit_due():
             return len(lines), self.last_seq
         self._quiet = None
         return self._commit(pending)
 
+    def commit_due(self) -> float:
+        """When the lines waiting for their commit must be committed (monotonic; inf: none wait)."""
+        quiet = self._quiet
+        if quiet is None:
+            return math.inf
+        return -math.inf if self._closing else self._quiet_since + quiet.wait
+
     def _flush_quiet(self) -> None:
-        """Commit the lines that wait for QUIET_COMMIT (at shutdown). Worker thread only."""
+        """Commit the lines that wait for their commit (at shutdown). Worker thread only."""
         if self._quiet is not None:
             pending, self._quiet = self._quiet, None
             self._commit(pending)
@@ -308,12 +329,13 @@ class Monitor:
             await self._announce(last_seq)
             if self._watch is None and now >= self._next_watch_try:
                 self._try_watch()
-            if count == 0:
+            # Read to the end of the log: wait for it to grow (a batch cut short reads on at once).
+            if count == 0 or self._follower is None or self._follower.at_end:
+                # inotify wakes the loop as Plex writes: the poll is then only a safety net.
+                timeout = interval if self._watch is None else max(interval, WATCHED_POLL)
+                timeout = max(0.0, min(timeout, self.commit_due() - time.monotonic()))
                 with contextlib.suppress(TimeoutError):
-                    # inotify wakes the loop as Plex writes: the poll is then only a safety net.
-                    await asyncio.wait_for(
-                        self._wake.wait(), interval if self._watch is None else max(interval, WATCHED_POLL)
-                    )
+                    await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _reconcile(self) -> None:
         try:

@@ -31,6 +31,28 @@ def test_a_write_a_rename_and_a_new_file_are_seen(tmp_path: Path) -> None:
     assert watch.fd == -1
 
 
+def test_writes_to_the_other_logs_of_the_folder_do_not_wake_the_follower(tmp_path: Path) -> None:
+    log = tmp_path / "Plex Media Server.log"
+    scanner = tmp_path / "Plex Media Scanner.log"
+    log.write_text("")
+    scanner.write_text("")
+    watch, why = watch_folder(tmp_path, log.name)
+    assert watch is not None, why
+    try:
+        watch.drain()
+        with scanner.open("a") as handle:
+            handle.write("scanning\n")
+        assert not watch.drain()  # Plex's scanner wrote: nothing for the follower
+        with log.open("a") as handle:
+            handle.write("line\n")
+        assert watch.drain()
+        scanner.rename(tmp_path / "Plex Media Scanner.1.log")
+        assert watch.drain()  # a rename of any file may be the rotation
+        assert not watch.drain()
+    finally:
+        watch.close()
+
+
 def test_a_missing_folder_means_polling_with_a_reason(tmp_path: Path) -> None:
     watch, why = watch_folder(tmp_path / "not-there")
     assert watch is None

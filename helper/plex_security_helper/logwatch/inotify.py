@@ -15,12 +15,15 @@ from pathlib import Path
 
 IN_MODIFY = 0x002
 IN_ATTRIB = 0x004
-IN_CLOSE_WRITE = 0x008
 IN_MOVED_FROM = 0x040
 IN_MOVED_TO = 0x080
 IN_CREATE = 0x100
 IN_DELETE = 0x200
-WATCH_MASK = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+# Every write is an IN_MODIFY: a close after it (IN_CLOSE_WRITE) would only wake the follower a
+# second time for the same bytes.
+WATCH_MASK = IN_MODIFY | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+# Names come and go in the folder (rotation, a new file): these always wake the follower.
+_NAMING = IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
 IN_IGNORED = 0x8000  # the watch is gone: the folder was deleted or its file system unmounted
 READ_SIZE = 64 * 1024
 _EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
@@ -31,9 +34,14 @@ def _libc() -> ctypes.CDLL:
 
 
 class FolderWatch:
-    """A non-blocking inotify descriptor watching one folder; :meth:`drain` empties it."""
+    """A non-blocking inotify descriptor watching one folder; :meth:`drain` empties it.
 
-    def __init__(self, folder: Path) -> None:
+    With *name*, writes to other files of the folder (Plex's scanner, tuner and crash-uploader
+    logs share it) do not count as a change; renames, new and deleted files always do.
+    """
+
+    def __init__(self, folder: Path, name: str | None = None) -> None:
+        self._name = os.fsencode(name) if name is not None else None
         libc = _libc()
         try:
             init1 = libc.inotify_init1
@@ -53,7 +61,7 @@ class FolderWatch:
         self.lost = False  # the folder went away: this watch will never report again
 
     def drain(self) -> bool:
-        """Read every pending event; True if there was any (which file changed does not matter)."""
+        """Read every pending event; True if any concerns the watched file (or the folder's names)."""
         seen = False
         while True:
             try:
@@ -62,12 +70,17 @@ class FolderWatch:
                 return seen
             if not data:
                 return seen
-            seen = True
             offset = 0
             while offset + _EVENT.size <= len(data):
                 _wd, mask, _cookie, name_len = _EVENT.unpack_from(data, offset)
-                self.lost = self.lost or bool(mask & IN_IGNORED)
-                offset += _EVENT.size + name_len
+                start = offset + _EVENT.size
+                offset = start + name_len
+                if mask & IN_IGNORED:
+                    self.lost = seen = True
+                elif not seen:
+                    name = data[start:offset].rstrip(b"\0")
+                    # No name: the folder itself, or a queue overflow (events were lost).
+                    seen = bool(mask & _NAMING) or not name or self._name is None or name == self._name
 
     def close(self) -> None:
         """Release the descriptor (and with it the watch)."""
@@ -76,9 +89,9 @@ class FolderWatch:
             self.fd = -1
 
 
-def watch_folder(folder: Path) -> tuple[FolderWatch | None, str]:
-    """A watch on *folder* (and ""), or None and why polling alone has to do."""
+def watch_folder(folder: Path, name: str | None = None) -> tuple[FolderWatch | None, str]:
+    """A watch on *folder* (for changes of its file *name*) and "", or None and why polling alone has to do."""
     try:
-        return FolderWatch(folder), ""
+        return FolderWatch(folder, name), ""
     except OSError as err:
         return None, str(err)

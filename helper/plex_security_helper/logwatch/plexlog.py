@@ -138,29 +138,46 @@ class LogParser:
     def __init__(self, zone: tzinfo | None = None, is_proxy: Callable[[str], bool] | None = None) -> None:
         self._zone = zone
         self._second_cache: dict[str, float] = {}
+        self._minute_cache: dict[str, float] = {}
         self._is_proxy = is_proxy
         self.last_time: float | None = None  # of the newest access line parsed
 
     def epoch(self, stamp: str) -> float | None:
-        """Epoch seconds of ``Mon DD, YYYY HH:MM:SS`` in the log's zone; None for no real date."""
+        """Epoch seconds of ``Mon DD, YYYY HH:MM:SS`` in the log's zone; None for no real date.
+
+        The zone's offset is the same for a whole minute (transitions fall on minute boundaries),
+        so each minute is converted once and its seconds are added: a quiet log has a new second
+        on nearly every line.
+        """
         epoch: float | None = None
-        month = MONTHS.get(stamp[:3])
-        if month is not None and _STAMP.fullmatch(stamp):
-            try:
-                naive = datetime(
-                    int(stamp[8:12]), month, int(stamp[4:6]), int(stamp[13:15]), int(stamp[16:18]), int(stamp[19:21])
-                )
-            except ValueError:
-                naive = None
-            if naive is not None:
-                # No zone given: the host's local time, as Plex writes it.
-                aware = naive.replace(tzinfo=self._zone) if self._zone else naive.astimezone()
-                epoch = aware.timestamp()
+        if _STAMP.fullmatch(stamp) and (seconds := int(stamp[19:21])) < 60:
+            minute = stamp[:18]
+            base = self._minute_cache.get(minute)
+            if base is None:
+                base = self._minute(minute)
+            if base is not None:
+                epoch = base + seconds
         if epoch is not None:  # a bad stamp is recomputed each time: rare, and cheap to refuse
             if len(self._second_cache) > 4096:
                 self._second_cache.clear()
             self._second_cache[stamp] = epoch
         return epoch
+
+    def _minute(self, minute: str) -> float | None:
+        month = MONTHS.get(minute[:3])
+        if month is None:
+            return None
+        try:
+            naive = datetime(int(minute[8:12]), month, int(minute[4:6]), int(minute[13:15]), int(minute[16:18]))
+        except ValueError:
+            return None
+        # No zone given: the host's local time, as Plex writes it.
+        aware = naive.replace(tzinfo=self._zone) if self._zone else naive.astimezone()
+        base = aware.timestamp()
+        if len(self._minute_cache) > 4096:
+            self._minute_cache.clear()
+        self._minute_cache[minute] = base
+        return base
 
     def parse(self, line: str) -> LogRecord | None:
         """Parse one line; anything that is not an HTTP access line gives None."""

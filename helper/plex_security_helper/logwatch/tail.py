@@ -126,6 +126,8 @@ class LogFollower:
         self.truncations = 0
         self.rotations = 0
         self.refused: str | None = None  # the last file not opened, and why (None: none since)
+        # The last read_lines reached the end of the live file: nothing more until it grows.
+        self.at_end = False
 
     @property
     def following(self) -> bool:
@@ -274,6 +276,7 @@ class LogFollower:
 
     def read_lines(self, max_bytes: int = 8 * DEFAULT_CHUNK) -> list[str]:
         """Return the complete lines appended since the last call (at most about *max_bytes*)."""
+        self.at_end = False
         if self._file is None:
             return self._first_open(max_bytes)
         if self._historic:
@@ -289,7 +292,7 @@ class LogFollower:
             self.truncations += 1
             self._open(self.path, 0)
             cur_size = 0
-        self._drain_into(out, max_bytes)
+        more = self._drain_into(out, max_bytes)
         if st is not None and st.st_ino != self._inode and self._offset + len(self._partial) >= cur_size:
             # The name points at a new file and the old one is read out: switch over (unless
             # the new one is refused: then stay, and say so).
@@ -300,7 +303,8 @@ class LogFollower:
                     self._offset += len(self._partial)
                 self.rotations += 1
                 self._use(handle, 0)
-                self._drain_into(out, max_bytes)
+                more = self._drain_into(out, max_bytes)
+        self.at_end = not more
         return out
 
     def _drain_into(self, out: list[str], max_bytes: int) -> bool:
