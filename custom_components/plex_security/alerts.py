@@ -71,6 +71,7 @@ def event_data(hass: HomeAssistant, alert: dict[str, Any], entry_id: str, server
         "enforced": detail.get("enforced"),
         "expires": iso_time(detail.get("expires")),
         "sample_paths": detail.get("sample_paths", []),
+        "session_id": detail.get("session_id"),  # a stream alert's Plex session: it can be stopped
         "time": iso_time(alert.get("time")),
     }
 

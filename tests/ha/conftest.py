@@ -7,6 +7,7 @@ and entity snapshots are stable.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ from unittest.mock import PropertyMock, patch
 import pytest
 from aiohttp import web
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_SSL, CONF_TOKEN
-from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.core import HomeAssistant, ServiceCall
+from homeassistant.helpers import device_registry as dr
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
 from pytest_homeassistant_custom_component.syrupy import (
     HomeAssistantSnapshotExtension,
     HomeAssistantSnapshotSerializer,
@@ -28,6 +31,13 @@ from custom_components.plex_security.const import CONF_VERIFY_SSL, DOMAIN
 from plex_security_helper.demo.plexemu import PlexState, create_plex_app
 from tests.helperproc import HelperProcess, free_port
 
+BLUEPRINT = (
+    Path(__file__).resolve().parents[2]
+    / "blueprints"
+    / "automation"
+    / "plex_security"
+    / "notify_suspicious_access.yaml"
+)
 HELPER_ID = "0123456789abcdef0123456789abcdef"
 ENTRY_ID = "01JPLEXSECURITYTESTENTRY01"
 PLEX_TOKEN = "plex-owner-token-for-tests"
@@ -159,3 +169,28 @@ async def call_service(hass: HomeAssistant, service: str, data: dict[str, Any]) 
     response: Any = await hass.services.async_call(DOMAIN, service, data, blocking=True, return_response=True)
     assert isinstance(response, dict)
     return response
+
+
+async def phone_and_blueprint(hass: HomeAssistant, ban_hours: int = 2) -> list[ServiceCall]:
+    """A companion-app phone named "Phone" and the blueprint's automation notifying it."""
+    phone_entry = MockConfigEntry(domain="mobile_app", title="Phone")
+    phone_entry.add_to_hass(hass)
+    phone = dr.async_get(hass).async_get_or_create(
+        config_entry_id=phone_entry.entry_id, identifiers={("mobile_app", "phone-1")}, name="Phone"
+    )
+    target = Path(hass.config.path("blueprints/automation/plex_security"))
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(BLUEPRINT, target / BLUEPRINT.name)
+    automation: dict[str, Any] = {
+        "id": "plex_notify",
+        "alias": "Plex notify",
+        "use_blueprint": {
+            "path": "plex_security/notify_suspicious_access.yaml",
+            "input": {"notify_device": phone.id, "ban_hours": ban_hours},
+        },
+    }
+    notifications = async_mock_service(hass, "notify", "mobile_app_phone")
+    assert await async_setup_component(hass, "automation", {"automation": [automation]})
+    await hass.async_block_till_done()
+    assert state_of(hass, "automation.plex_notify") == "on"
+    return notifications

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,18 +11,15 @@ from typing import Any
 from homeassistant.components.blueprint import models
 from homeassistant.components.blueprint.schemas import BLUEPRINT_SCHEMA
 from homeassistant.core import HomeAssistant, ServiceCall
-from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from homeassistant.util.yaml import load_yaml_dict
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from tests.ha.conftest import make_entry, state_of
+from tests.ha.conftest import BLUEPRINT, make_entry, phone_and_blueprint, state_of
 from tests.helperproc import HelperProcess
 from tests.plexlines import failed_login
 
 ROOT = Path(__file__).resolve().parents[2]
-BLUEPRINT = ROOT / "blueprints" / "automation" / "plex_security" / "notify_suspicious_access.yaml"
 DASHBOARD = ROOT / "examples" / "dashboard.yaml"
 
 
@@ -34,31 +30,6 @@ async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 BUILT_IN_CARDS = {"grid", "tile", "entities", "logbook", "markdown", "button", "glance", "history-graph"}
-
-
-async def _phone_and_blueprint(hass: HomeAssistant, ban_hours: int = 2) -> list[ServiceCall]:
-    """A companion-app phone named "Phone" and the blueprint's automation notifying it."""
-    phone_entry = MockConfigEntry(domain="mobile_app", title="Phone")
-    phone_entry.add_to_hass(hass)
-    phone = dr.async_get(hass).async_get_or_create(
-        config_entry_id=phone_entry.entry_id, identifiers={("mobile_app", "phone-1")}, name="Phone"
-    )
-    target = Path(hass.config.path("blueprints/automation/plex_security"))
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(BLUEPRINT, target / BLUEPRINT.name)
-    automation: dict[str, Any] = {
-        "id": "plex_notify",
-        "alias": "Plex notify",
-        "use_blueprint": {
-            "path": "plex_security/notify_suspicious_access.yaml",
-            "input": {"notify_device": phone.id, "ban_hours": ban_hours},
-        },
-    }
-    notifications = async_mock_service(hass, "notify", "mobile_app_phone")
-    assert await async_setup_component(hass, "automation", {"automation": [automation]})
-    await hass.async_block_till_done()
-    assert state_of(hass, "automation.plex_notify") == "on"
-    return notifications
 
 
 def _counted(total: int) -> Callable[[dict[str, Any]], bool]:
@@ -76,7 +47,7 @@ async def _bans(hass: HomeAssistant, helper: HelperProcess) -> list[dict[str, An
 
 def test_blueprint_is_valid() -> None:
     blueprint = models.Blueprint(load_yaml_dict(str(BLUEPRINT)), expected_domain="automation", schema=BLUEPRINT_SCHEMA)
-    assert blueprint.inputs.keys() == {"notify_device", "event_types", "ban_hours"}
+    assert blueprint.inputs.keys() == {"notify_device", "event_types", "ban_hours", "stop_message"}
     assert blueprint.metadata["homeassistant"]["min_version"] == "2025.4.0"
     assert blueprint.inputs["notify_device"]["selector"]["device"]["filter"] == [{"integration": "mobile_app"}]
 
@@ -85,7 +56,7 @@ async def test_a_suspicion_offers_ban_and_a_tap_bans_and_clears(hass: HomeAssist
     entry = make_entry(audited)
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    notifications = await _phone_and_blueprint(hass)
+    notifications = await phone_and_blueprint(hass)
 
     # A user from a new place: worth a look, not banned by the helper, so "Ban" is offered.
     hass.bus.async_fire(
@@ -129,7 +100,7 @@ async def test_an_attack_the_helper_banned_offers_unban(hass: HomeAssistant, aud
     entry = make_entry(audited)
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    notifications = await _phone_and_blueprint(hass)
+    notifications = await phone_and_blueprint(hass)
     attack = [line for p in range(5) for line in failed_login("203.0.113.77", port=45000 + p)]
     await hass.async_add_executor_job(audited.append, *attack)
     await _until(lambda: len(notifications) == 1)
@@ -152,7 +123,7 @@ async def test_thirty_minutes_of_attack_in_monitor_mode_notify_once_per_attacker
     entry = make_entry(audited)
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    notifications = await _phone_and_blueprint(hass)
+    notifications = await phone_and_blueprint(hass)
     # Two attackers keep guessing for 30 minutes of Plex's log time (the helper's monitor mode
     # lets them): five wrong passwords a minute each, written as the minutes pass.
     start = datetime.now() - timedelta(minutes=31)

@@ -16,7 +16,7 @@ from homeassistant.helpers import entity_registry as er
 
 from custom_components.plex_security.const import CONF_LONG_POLL, CONF_SCAN_INTERVAL, DOMAIN
 from plex_security_helper.demo.plexemu import EmuSession, PlexState
-from tests.ha.conftest import HELPER_ID, audited_helper, call_service, make_entry, state_of
+from tests.ha.conftest import HELPER_ID, audited_helper, call_service, make_entry, phone_and_blueprint, state_of
 from tests.helperproc import HelperProcess
 
 SECRET = "ha-webhook-secret-0123456789"
@@ -30,7 +30,7 @@ async def _until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
 
 @pytest.fixture
 async def streaming(
-    tmp_path: Path, plex: tuple[PlexState, int], hass: HomeAssistant
+    tmp_path: Path, plex: tuple[PlexState, int], hass: HomeAssistant, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[PlexState, HelperProcess]]:
     state, port = plex
     state.sessions = [
@@ -38,7 +38,10 @@ async def streaming(
         EmuSession("ha-home", "owner", "192.168.1.20", local=True),
     ]
     proc = audited_helper(tmp_path / "helper", port)
-    proc.extra_config += f'[sessions]\ninterval = 1\n[webhook]\nsecret = "{SECRET}"\n'
+    limit = getattr(request, "param", 0)  # remote streams one user may have (0: no limit)
+    proc.extra_config += (
+        f'[sessions]\ninterval = 1\nmax_remote_streams_per_user = {limit}\n[webhook]\nsecret = "{SECRET}"\n'
+    )
     await hass.async_add_executor_job(proc.start)
     entry = make_entry(proc, **{CONF_LONG_POLL: True, CONF_SCAN_INTERVAL: 1})
     entry.add_to_hass(hass)
@@ -100,3 +103,24 @@ async def test_a_device_new_webhook_fires_the_event_entity(
     found = hass.states.get(entity_id)
     assert found is not None
     assert found.attributes["user"] == "owner" and found.attributes["seq"] >= 1
+
+
+@pytest.mark.parametrize("streaming", [1], indirect=True)
+async def test_a_stream_alert_offers_stop_stream_and_a_tap_stops_it(
+    hass: HomeAssistant, streaming: tuple[PlexState, HelperProcess]
+) -> None:
+    state, _ = streaming
+    notifications = await phone_and_blueprint(hass)
+    # A second remote stream of eve's, with a limit of one: account sharing, on the next poll.
+    state.sessions.append(EmuSession("ha-second", "eve", "203.0.113.40", machine_identifier="emu-player-2"))
+    await _until(lambda: any(n.data["title"].startswith("Plex: Too many") for n in notifications))
+    sent = next(n.data for n in notifications if n.data["title"].startswith("Plex: Too many"))
+    titles = [a["title"] for a in sent["data"]["actions"]]
+    assert titles == ["Ban 2 h", "Stop stream", "Ignore"]
+    stop = sent["data"]["actions"][1]
+
+    hass.bus.async_fire("mobile_app_notification_action", {"action": stop["action"]})
+    await _until(lambda: bool(state.terminated))
+    assert list(state.terminated.values()) == ["This stream was stopped by the server owner."]
+    assert set(state.terminated) <= {"ha-away", "ha-second"}
+    await _until(lambda: any(n.data["message"] == "clear_notification" for n in notifications))
