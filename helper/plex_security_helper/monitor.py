@@ -38,6 +38,9 @@ WATCHED_POLL = 1.0  # seconds between safety-net polls while inotify reports cha
 # An alert is committed at once: it bans and notifies.
 QUIET_COMMIT = 1.0
 PROMPT_COMMIT = 0.25
+# A commit that falls due is made by the next read when the log grows within this time, else by
+# a wake of its own: a log written to all the time costs no extra wakes.
+COMMIT_SLACK = 0.25
 MAX_FAILED_AUTH_ROWS = 2_000_000
 MAX_ADDRESS_ROWS = 1_000_000
 
@@ -333,7 +336,7 @@ class Monitor:
             if count == 0 or self._follower is None or self._follower.at_end:
                 # inotify wakes the loop as Plex writes: the poll is then only a safety net.
                 timeout = interval if self._watch is None else max(interval, WATCHED_POLL)
-                timeout = max(0.0, min(timeout, self.commit_due() - time.monotonic()))
+                timeout = max(0.0, min(timeout, self.commit_due() + COMMIT_SLACK - time.monotonic()))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
 
