@@ -72,6 +72,8 @@ def event_data(hass: HomeAssistant, alert: dict[str, Any], entry_id: str, server
         "expires": iso_time(detail.get("expires")),
         "sample_paths": detail.get("sample_paths", []),
         "session_id": detail.get("session_id"),  # a stream alert's Plex session: it can be stopped
+        "device": detail.get("device"),  # a new device on the owner's plex.tv account (no address)
+        "device_id": detail.get("device_id"),
         "time": iso_time(alert.get("time")),
     }
 

@@ -96,6 +96,34 @@ async def test_a_suspicion_offers_ban_and_a_tap_bans_and_clears(hass: HomeAssist
     assert (clear["message"], clear["data"]["tag"]) == ("clear_notification", "plex-security-203.0.113.99")
 
 
+async def test_a_new_device_notifies_without_ban_buttons(hass: HomeAssistant, audited: HelperProcess) -> None:
+    entry = make_entry(audited)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    notifications = await phone_and_blueprint(hass)
+    # plex.tv authorized a device: there is no address to ban, but the owner wants to know.
+    hass.bus.async_fire(
+        "plex_security_suspicious_access",
+        {
+            "type": "new_device",
+            "title": "New device on the account",
+            "verdict": "watch",
+            "ip": "",
+            "device": "Smart TV",
+            "device_id": "tv-9",
+            "server": entry.title,
+            "config_entry_id": entry.entry_id,
+            "seq": 7,
+        },
+    )
+    await _until(lambda: len(notifications) == 1)
+    sent = notifications[0].data
+    assert sent["title"] == "Plex: New device on the account"
+    assert sent["message"].startswith("Smart TV on ") and "newly authorized" in sent["message"]
+    assert [a["title"] for a in sent["data"]["actions"]] == ["Ignore"]
+    assert sent["data"]["tag"] == "plex-security-tv-9"
+
+
 async def test_an_attack_the_helper_banned_offers_unban(hass: HomeAssistant, audited: HelperProcess) -> None:
     entry = make_entry(audited)
     entry.add_to_hass(hass)
