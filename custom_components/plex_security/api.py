@@ -285,6 +285,10 @@ class HelperClient:
         """Stop one Plex stream; the viewer sees *message*."""
         return await self._request("POST", f"/sessions/{quote(session_id, safe='')}/stop", body={"message": message})
 
+    async def remove_device(self, device_id: str) -> dict[str, Any]:
+        """Remove a device from the owner's plex.tv account (its token stops working)."""
+        return await self._request("POST", f"/plex-tv/devices/{quote(device_id, safe='')}/remove")
+
 
 async def fetch_fingerprint(host: str, port: int, context: ssl.SSLContext, timeout: float = REQUEST_TIMEOUT) -> str:
     """SHA-256 of the certificate a TLS server presents, as colon-separated hex.

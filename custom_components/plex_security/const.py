@@ -61,8 +61,10 @@ SERVICE_ALLOW_IP: Final = "allow_ip"
 SERVICE_RUN_AUDIT: Final = "run_audit"
 SERVICE_LOOKUP_IP: Final = "lookup_ip"
 SERVICE_STOP_STREAM: Final = "stop_stream"
+SERVICE_REMOVE_DEVICE: Final = "remove_device"
 ATTR_SESSION_ID: Final = "session_id"
 ATTR_MESSAGE: Final = "message"
+ATTR_DEVICE_ID: Final = "device_id"
 
 # The helper's firewall modes and rate profiles (its firewall.nft.PROFILES; tests/test_contract.py).
 FIREWALL_MODES: Final = ("monitor", "enforce")

@@ -20,6 +20,7 @@ from .alerts import iso_time
 from .api import HelperAuthError, HelperConnectionError, HelperError, HelperRequestError
 from .const import (
     ATTR_CONFIG_ENTRY_ID,
+    ATTR_DEVICE_ID,
     ATTR_DURATION,
     ATTR_FORCE,
     ATTR_IP,
@@ -30,6 +31,7 @@ from .const import (
     SERVICE_ALLOW_IP,
     SERVICE_BAN_IP,
     SERVICE_LOOKUP_IP,
+    SERVICE_REMOVE_DEVICE,
     SERVICE_RUN_AUDIT,
     SERVICE_STOP_STREAM,
     SERVICE_UNBAN_IP,
@@ -63,6 +65,13 @@ STOP_SCHEMA = vol.Schema(
         vol.Optional(ATTR_MESSAGE, default="This stream was stopped by the server owner."): vol.All(
             cv.string, vol.Length(min=1, max=200)
         ),
+        _ENTRY: cv.string,
+    }
+)
+
+REMOVE_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_DEVICE_ID): vol.All(cv.string, vol.Match(r"^[A-Za-z0-9_.:-]{1,100}$")),
         _ENTRY: cv.string,
     }
 )
@@ -259,6 +268,29 @@ async def _stop_stream(call: ServiceCall) -> ServiceResponse:
     return {"stopped": results}
 
 
+async def _remove_device(call: ServiceCall) -> ServiceResponse:
+    """Remove a device from the plex.tv account of the helper whose last listing showed it."""
+    device_id = call.data[ATTR_DEVICE_ID]
+    results: list[JsonValueType] = []
+    for entry in _entries(call.hass, call):
+        try:
+            answer = await entry.runtime_data.coordinator.client.remove_device(device_id)
+        except HelperRequestError as err:
+            if err.code not in ("no_such_device", "plex_tv_off"):
+                raise helper_failure(entry, err) from err
+            continue
+        except HelperError as err:
+            raise helper_failure(entry, err) from err
+        results.append({"server": entry.title, "device_id": device_id, "name": str(answer.get("name", ""))})
+    if not results:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="no_such_device",
+            translation_placeholders={"device_id": device_id},
+        )
+    return {"removed": results}
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the integration's services."""
@@ -268,6 +300,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         (SERVICE_ALLOW_IP, _allow, ALLOW_SCHEMA),
         (SERVICE_RUN_AUDIT, _audit, AUDIT_SCHEMA),
         (SERVICE_STOP_STREAM, _stop_stream, STOP_SCHEMA),
+        (SERVICE_REMOVE_DEVICE, _remove_device, REMOVE_SCHEMA),
     ):
         hass.services.async_register(DOMAIN, name, handler, schema=schema, supports_response=SupportsResponse.OPTIONAL)
     # A lookup is its answer: only callable with a response.

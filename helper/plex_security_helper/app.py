@@ -14,6 +14,7 @@ from aiohttp import web
 from .api.audit import routes as audit_routes
 from .api.auth import BadTokenThrottle, RequestRate, token_middleware
 from .api.bans import routes as ban_routes
+from .api.devices import routes as device_routes
 from .api.errors import error_middleware
 from .api.firewall import restore_setting
 from .api.firewall import routes as firewall_routes
@@ -123,6 +124,7 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(firewall_routes)
     app.add_routes(metrics_routes)
     app.add_routes(session_routes)
+    app.add_routes(device_routes)
     app.add_routes(webhook_routes)
     app[DEVICES_KEY] = DeviceWatch(enabled=config.plex_tv.enabled)
     app[MAX_BYTES_KEY] = config.webhook.max_bytes

@@ -120,7 +120,7 @@ async def test_a_new_device_notifies_without_ban_buttons(hass: HomeAssistant, au
     sent = notifications[0].data
     assert sent["title"] == "Plex: New device on the account"
     assert sent["message"].startswith("Smart TV on ") and "newly authorized" in sent["message"]
-    assert [a["title"] for a in sent["data"]["actions"]] == ["Ignore"]
+    assert [a["title"] for a in sent["data"]["actions"]] == ["Remove device", "Ignore"]
     assert sent["data"]["tag"] == "plex-security-tv-9"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -124,3 +125,44 @@ async def test_a_stream_alert_offers_stop_stream_and_a_tap_stops_it(
     assert list(state.terminated.values()) == ["This stream was stopped by the server owner."]
     assert set(state.terminated) <= {"ha-away", "ha-second"}
     await _until(lambda: any(n.data["message"] == "clear_notification" for n in notifications))
+
+
+@pytest.fixture
+async def account(
+    tmp_path: Path, plex: tuple[PlexState, int], hass: HomeAssistant
+) -> AsyncIterator[tuple[PlexState, HelperProcess]]:
+    """A helper that reads the owner's plex.tv account (the emulator) every second."""
+    state, port = plex
+    state.devices = {"Phone": time.time() - 86_400}
+    proc = audited_helper(tmp_path / "helper", port)
+    proc.extra_config += (
+        f'[sessions]\nenabled = false\n[plex_tv]\nenabled = true\nurl = "http://127.0.0.1:{port}"\ninterval = 1\n'
+    )
+    await hass.async_add_executor_job(proc.start)
+    await hass.async_add_executor_job(lambda: proc.wait_for(lambda s: s["plex_tv"]["available"], timeout=10))
+    entry = make_entry(proc, **{CONF_LONG_POLL: True, CONF_SCAN_INTERVAL: 1})
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    yield state, proc
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_add_executor_job(proc.stop)
+
+
+async def test_a_new_device_offers_remove_and_a_tap_removes_it(
+    hass: HomeAssistant, account: tuple[PlexState, HelperProcess]
+) -> None:
+    state, _ = account
+    notifications = await phone_and_blueprint(hass)
+    state.devices["Unknown Smart TV"] = time.time()  # authorized on the account since the last look
+    await _until(lambda: any(n.data["title"] == "Plex: New device on the account" for n in notifications))
+    sent = next(n.data for n in notifications if n.data["title"] == "Plex: New device on the account")
+    assert sent["message"].startswith("Unknown Smart TV on ")
+    assert [a["title"] for a in sent["data"]["actions"]] == ["Remove device", "Ignore"]
+
+    hass.bus.async_fire("mobile_app_notification_action", {"action": sent["data"]["actions"][0]["action"]})
+    await _until(lambda: bool(state.removed_devices))
+    assert state.removed_devices == ["Unknown Smart TV"] and set(state.devices) == {"Phone"}
+    # Removed: the helper no longer lists it, so a second removal is a clear error.
+    with pytest.raises(ServiceValidationError, match="dev-1"):
+        await call_service(hass, "remove_device", {"device_id": "dev-1"})

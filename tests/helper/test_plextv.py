@@ -93,3 +93,29 @@ def test_a_newly_authorized_device_is_an_alert(account: tuple[PlexState, HelperP
             break
     (alert,) = found
     assert alert["detail"]["device"] == "Unknown Smart TV" and alert["detail"]["source"] == "plex.tv"
+
+
+def test_a_listed_device_can_be_removed_and_only_a_listed_one(account: tuple[PlexState, HelperProcess]) -> None:
+    state, helper = account
+    helper.wait_for(lambda s: s["plex_tv"]["available"], timeout=10)
+    state.devices["Unknown Smart TV"] = time.time()
+    helper.wait_for(lambda s: s["plex_tv"]["devices"] == 3, timeout=10)
+    new_id = "dev-2"  # the emulator's clientIdentifier of the third device by name
+    spec = helper.get("/api/v1/openapi.json")
+    path = f"/api/v1/plex-tv/devices/{new_id}/remove"
+    status, body = helper.call("POST", path)
+    assert status == 200, body
+    validate_response(spec, "/api/v1/plex-tv/devices/{device_id}/remove", 200, body, method="post")
+    assert body == {"removed": new_id, "name": "Unknown Smart TV"}
+    assert state.removed_devices == ["Unknown Smart TV"] and "Unknown Smart TV" not in state.devices
+    # Gone now: not listed any more. Ids the listing never showed are not passed on to plex.tv.
+    assert helper.call("POST", path)[0] == 404
+    assert helper.call("POST", "/api/v1/plex-tv/devices/made-up-id/remove")[0] == 404
+    assert helper.call("POST", "/api/v1/plex-tv/devices/a%20b/remove")[0] == 400
+    assert state.removed_devices == ["Unknown Smart TV"]
+    assert TOKEN not in helper.stderr()
+
+
+def test_removing_a_device_needs_the_account_read(helper: HelperProcess) -> None:
+    status, body = helper.call("POST", "/api/v1/plex-tv/devices/dev-0/remove")
+    assert (status, body["error"]) == (409, "plex_tv_off")

@@ -805,6 +805,35 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/plex-tv/devices/{device_id}/remove": {
+            "post": {
+                "operationId": "remove_device",
+                "description": "Remove a device the last plex.tv listing showed (its token stops working)",
+                "parameters": [
+                    {
+                        "name": "device_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"},
+                    }
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["removed", "name"],
+                            "properties": {"removed": {"type": "string"}, "name": {"type": "string"}},
+                        },
+                        "plex.tv removed the device",
+                    ),
+                    "400": _json(_ERROR, "Invalid device id"),
+                    "401": _UNAUTHORIZED,
+                    "404": _json(_ERROR, "No such device in the last listing, or plex.tv no longer has it"),
+                    "409": _json(_ERROR, "The plex.tv account is not read ([plex_tv] enabled = false)"),
+                    "502": _json(_ERROR, "plex.tv could not be asked"),
+                },
+            }
+        },
         "/api/v1/webhook/{secret}": {
             "post": {
                 "operationId": "plex_webhook",

@@ -13,6 +13,7 @@ import itertools
 import threading
 import time
 import xml.etree.ElementTree as ET
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ class PlexState:
     two_factor: bool = True
     shared_users: dict[str, float] = field(default_factory=dict)  # name → last seen (epoch)
     devices: dict[str, float] = field(default_factory=dict)  # name → last seen (epoch)
+    removed_devices: list[str] = field(default_factory=list)  # names, in the order removed
 
 
 @dataclass
@@ -282,6 +284,11 @@ async def tv_users(request: web.Request) -> web.Response:
     return _xml(root)
 
 
+def _device_key(name: str) -> str:
+    """plex.tv's numeric device id: stable for a device, whatever else is added or removed."""
+    return str(zlib.crc32(name.encode()) % 10_000_000)
+
+
 async def tv_devices(request: web.Request) -> web.Response:
     """plex.tv ``/devices.xml`` (plexapi/myplex.py ``MyPlexDevice``; the real one carries a token per device)."""
     if not _authorised(request):
@@ -290,10 +297,24 @@ async def tv_devices(request: web.Request) -> web.Response:
     root = ET.Element("MediaContainer", {"size": str(len(state.devices))})
     for n, (name, seen) in enumerate(sorted(state.devices.items())):
         attrs = {"name": name, "product": "Plex Web", "platform": "Chrome", "clientIdentifier": f"dev-{n}"}
-        attrs.update(id=str(n), createdAt=str(int(seen)), lastSeenAt=str(int(seen)))
+        attrs.update(id=_device_key(name), createdAt=str(int(seen)), lastSeenAt=str(int(seen)))
         attrs["token"] = "device-token-never-read"  # noqa: S105 - a fake; the helper never reads it
         ET.SubElement(root, "Device", attrs)
     return _xml(root)
+
+
+async def tv_remove_device(request: web.Request) -> web.Response:
+    """plex.tv ``DELETE /devices/<id>.xml`` (plexapi/myplex.py ``MyPlexDevice.delete``)."""
+    if not _authorised(request):
+        raise web.HTTPUnauthorized(text="401 Unauthorized")
+    state = request.app[STATE_KEY]
+    found = [name for name in state.devices if _device_key(name) == request.match_info["key"]]
+    if not found:
+        raise web.HTTPNotFound(text="404 Not Found")
+    name = found[0]
+    del state.devices[name]
+    state.removed_devices.append(name)
+    return web.Response(status=200)
 
 
 def create_plex_app(state: PlexState) -> web.Application:
@@ -308,5 +329,6 @@ def create_plex_app(state: PlexState) -> web.Application:
     app.router.add_get("/api/v2/user", tv_user)
     app.router.add_get("/api/users/", tv_users)
     app.router.add_get("/devices.xml", tv_devices)
+    app.router.add_delete("/devices/{key}.xml", tv_remove_device)
     app.router.add_route("*", "/{tail:.*}", library)
     return app

@@ -3,10 +3,10 @@
 Shapes and endpoints are python-plexapi's (plexapi/myplex.py, 4.16.1): ``MyPlexAccount``
 (``GET /api/v2/user``: ``twoFactorEnabled``, ``username``), ``MyPlexUser`` (``GET /api/users/``:
 ``<User id title username>`` with ``<Server lastSeenAt numLibraries allLibraries>`` per shared
-server, lastSeenAt in epoch seconds), ``MyPlexDevice`` (``GET /devices.xml``: ``<Device name
+server, lastSeenAt in epoch seconds), ``MyPlexDevice`` (``GET /devices.xml``: ``<Device id name
 product platform clientIdentifier createdAt lastSeenAt>``; its ``token`` attribute is dropped
-on reading). The token goes only into the ``X-Plex-Token`` header; it is never stored,
-logged or returned.
+on reading; ``MyPlexDevice.delete`` removes one: ``DELETE /devices/<id>.xml``). The token goes
+only into the ``X-Plex-Token`` header; it is never stored, logged or returned.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -56,6 +56,7 @@ class Device:
     platform: str
     created: float | None
     last_seen: float | None
+    key: str = ""  # plex.tv's own id of the device (``id``), which removing it takes
 
 
 def _epoch(value: str | None) -> float | None:
@@ -99,6 +100,28 @@ class PlexTv:
             raise PlexTvUnavailable(f"{path}: answer too large")
         return _root(body)
 
+    async def remove_device(self, key: str) -> None:
+        """Remove an authorized device (``MyPlexDevice.delete``): its token stops working.
+
+        LookupError when plex.tv has no such device.
+        """
+        if not key.isdigit():
+            raise LookupError(key)
+        headers = {"Accept": "application/xml", "X-Plex-Token": self._token}
+        path = f"/devices/{key}.xml"
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                async with self._session.delete(self._base + path, headers=headers, allow_redirects=False) as resp:
+                    status = resp.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            raise PlexTvUnavailable(f"{path}: {type(err).__name__}"[:200]) from None
+        if status == 404:
+            raise LookupError(key)
+        if status in (401, 403):
+            raise PlexTvUnavailable(f"{path}: plex.tv refused the token")
+        if not 200 <= status < 300:
+            raise PlexTvUnavailable(f"{path}: HTTP {status}")
+
     async def two_factor(self) -> bool:
         """Whether the account has two-factor authentication on (``MyPlexAccount.twoFactorEnabled``)."""
         root = await self._get("/api/v2/user")
@@ -134,6 +157,7 @@ class PlexTv:
                 platform=_s(e.attrib.get("platform")),
                 created=_epoch(e.attrib.get("createdAt")),
                 last_seen=_epoch(e.attrib.get("lastSeenAt")),
+                key=_s(e.attrib.get("id"), 20),
             )
             for e in list(await self._get("/devices.xml"))[:MAX_ITEMS]
             if e.tag == "Device"
@@ -245,12 +269,13 @@ def new_device_alerts(devices: list[Device], known: set[str], now: float) -> lis
 
 @dataclass(slots=True)
 class DeviceWatch:
-    """What the device watch last saw, for ``/status``."""
+    """What the device watch last saw: for ``/status``, and the devices that can be removed."""
 
     enabled: bool
     checked: float | None = None
     devices: int = 0
     error: str | None = None
+    listed: dict[str, Device] = field(default_factory=dict)  # the last listing, by device id
 
     def status(self) -> dict[str, Any]:
         """The ``plex_tv`` section of ``/status``."""
@@ -280,6 +305,7 @@ async def watch_devices(config: PlexTvConfig, audit: AuditConfig, monitor: Any, 
                 if alerts:
                     await monitor.stream_changed()
                 state.checked, state.devices, state.error = now, len(devices), None
+                state.listed = {d.id: d for d in devices if d.id}
                 said = ""
             except PlexTvUnavailable as err:
                 state.error = str(err)
@@ -289,3 +315,25 @@ async def watch_devices(config: PlexTvConfig, audit: AuditConfig, monitor: Any, 
             except Exception as err:  # noqa: BLE001 - the watch must outlive any one bad answer
                 _LOGGER.error("plex.tv device watch failed: %s", err)
             await asyncio.sleep(config.interval)
+
+
+async def remove_listed_device(config: PlexTvConfig, audit: AuditConfig, state: DeviceWatch, device_id: str) -> Device:
+    """Remove a device the last listing showed (ids are plex.tv's, never the caller's guesses).
+
+    LookupError when it was not listed or plex.tv no longer has it; PlexTvUnavailable otherwise.
+    """
+    from .sessions import server_token  # noqa: PLC0415 - one token reader for both
+
+    device = state.listed.get(device_id)
+    if device is None:
+        raise LookupError(device_id)
+    token = await asyncio.to_thread(server_token, audit)
+    async with aiohttp.ClientSession() as session:
+        try:
+            await PlexTv(session, config.url, token).remove_device(device.key)
+        except LookupError:
+            state.listed.pop(device_id, None)  # gone already: not offered again
+            raise
+    state.listed.pop(device_id, None)
+    state.devices = max(0, state.devices - 1)
+    return device
