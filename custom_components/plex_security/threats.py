@@ -1,7 +1,8 @@
 """The threat view's data (websocket ``plex_security/threats``) and the card the integration serves.
 
 Who attacked (address, country when known, why, when), what is banned (reason, origin, time
-left) and what the audit found (with its fix), per helper, bounded. The card
+left), the fleet's decisions enforced here (CrowdSec origin and scenario) and what the audit
+found (with its fix), per helper, bounded. The card
 (``frontend/plex-security-threats.js``) is loaded on every dashboard through
 ``add_extra_js_url``: no separate install, ``type: custom:plex-security-threats`` anywhere.
 """
@@ -100,6 +101,21 @@ def _bans(bans: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _fleet(decisions: list[Any]) -> list[dict[str, Any]]:
+    """Fleet decisions (CrowdSec) this helper enforces: where they come from and why."""
+    return [
+        {
+            "ip": d.get("ip"),
+            "origin": d.get("origin"),
+            "lapi_origin": d.get("lapi_origin"),
+            "scenario": d.get("scenario"),
+            "remaining_s": d.get("remaining_s"),
+        }
+        for d in decisions[:MAX_ROWS]
+        if isinstance(d, dict)
+    ]
+
+
 def _findings(report: Any) -> list[dict[str, Any]]:
     findings = report.get("findings") if isinstance(report, dict) else None
     return [
@@ -128,12 +144,15 @@ async def _server(hass: HomeAssistant, entry: PlexSecurityConfigEntry) -> dict[s
         "switch_entity": switch,
         "attackers": [],
         "bans": [],
+        "fleet": [],
         "findings": [],
         "error": None,
     }
     try:
         alerts, _ = await client.alerts(max(0, snapshot.last_alert_seq - RECENT_ALERTS), 0, RECENT_ALERTS)
-        row["bans"] = _bans((await client.bans()).get("bans") or [])
+        listed = await client.bans()
+        row["bans"] = _bans(listed.get("bans") or [])
+        row["fleet"] = _fleet(listed.get("fleet") or [])
         row["attackers"] = [
             {**attacker, "banned_as": _covering_ban(attacker["ip"], row["bans"])}
             for attacker in _attackers(hass, alerts)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.plex_security.const import DOMAIN
 from tests.ha.conftest import ENTRY_ID, make_entry, state_of
@@ -88,3 +89,39 @@ async def test_helpers_without_a_fleet_have_no_fleet_entities(hass: HomeAssistan
     assert hass.states.get("binary_sensor.plex_security_127_0_0_1_crowdsec_lapi") is None
     assert hass.states.get("sensor.plex_security_127_0_0_1_crowdsec_push_queue") is None
     assert state_of(hass, "sensor.plex_security_127_0_0_1_active_bans") == "0"
+
+
+async def test_the_threat_view_shows_the_fleet_decisions_with_their_origin_and_scenario(
+    hass: HomeAssistant, lapi: Lapi, tmp_path: Path, hass_ws_client: WebSocketGenerator
+) -> None:
+    password = await hass.async_add_executor_job(lapi.add_machine, "plex-ha")
+    key = await hass.async_add_executor_job(lapi.add_bouncer, "plex-ha")
+    # The owner bans an address on the LAPI host, for every server of the fleet.
+    await hass.async_add_executor_job(
+        lapi.cscli, "decisions", "add", "-i", "198.51.100.123", "-d", "30m", "-R", "test: seen on the NAS"
+    )
+    helper = _fleet_helper(tmp_path / "helper", lapi, password, key)
+    await hass.async_add_executor_job(helper.start)
+    try:
+        await hass.async_add_executor_job(
+            helper.wait_for, lambda s: sum((s["fleet"]["pull"] or {}).get("decisions", {}).values()) == 1, 15.0
+        )
+        entry = make_entry(helper)
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        client = await hass_ws_client(hass)
+        await client.send_json_auto_id({"type": "plex_security/threats"})
+        response = await client.receive_json()
+        assert response["success"], response
+        (server,) = response["result"]["servers"]
+        (decision,) = server["fleet"]
+        assert (decision["ip"], decision["lapi_origin"], decision["scenario"]) == (
+            "198.51.100.123",
+            "cscli",
+            "test: seen on the NAS",
+        )
+        assert 1700 < decision["remaining_s"] <= 1800
+        assert server["bans"] == []  # the fleet's decision is not one of this helper's own bans
+    finally:
+        await hass.async_add_executor_job(helper.stop)

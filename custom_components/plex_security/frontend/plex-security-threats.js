@@ -163,6 +163,14 @@ class PlexSecurityThreatsCard extends HTMLElement {
         <button data-action="unban" data-ip="${esc(b.ip)}" data-entry="${entry}">Unban</button>
         <button data-action="ban" data-ip="${esc(b.ip)}" data-entry="${entry}">Ban longer</button>
       </div>`).join("");
+    // The fleet's decisions (CrowdSec) enforced here: lifted on the LAPI host, not from here.
+    const fleet = (s.fleet || []).map((d) => `
+      <div class="row fleet" data-ip="${esc(d.ip)}">
+        <div class="main">
+          <span class="ip">${esc(d.ip)}</span> <span class="badge">${esc(d.lapi_origin || d.origin)}</span>
+          <div class="why">${esc(d.scenario)} · ${esc(left(d.remaining_s))} left</div>
+        </div>
+      </div>`).join("");
     const findings = (s.findings || []).map((f) => `
       <div class="row finding">
         <div class="main">
@@ -176,6 +184,7 @@ class PlexSecurityThreatsCard extends HTMLElement {
       <div class="firewall"><span>Firewall: <b class="fw-state">${esc(state)}</b></span>${toggle}</div>
       <h3>Recent attackers</h3>${attackers || `<div class="empty">No attacks seen.</div>`}
       <h3>Active bans</h3>${bans || `<div class="empty">No active bans.</div>`}
+      ${fleet ? `<h3>Fleet decisions (CrowdSec)</h3>${fleet}` : ""}
       <h3>Open findings</h3>${findings || `<div class="empty">No open findings.</div>`}
     </div>`;
   }
