@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -13,14 +14,15 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfTime
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
+from .alerts import iso_time
 from .api import Snapshot
 from .const import FIREWALL_STATES
-from .coordinator import PlexSecurityConfigEntry
+from .coordinator import PlexSecurityConfigEntry, PlexSecurityCoordinator
 from .entity import PlexSecurityEntity
 
 PARALLEL_UPDATES = 0
@@ -189,6 +191,53 @@ async def async_setup_entry(
     coordinator = entry.runtime_data.coordinator
     fleet = bool(coordinator.data.fleet.get("configured"))
     async_add_entities(PlexSecuritySensor(coordinator, d) for d in SENSORS if fleet or not d.fleet_only)
+    known: set[str] = set()
+
+    @callback
+    def add_new_users() -> None:
+        """A sensor for each Plex user the helper has seen streaming from outside, as they appear."""
+        new = [u for u in _users(coordinator.data) if u not in known]
+        known.update(new)
+        if new:
+            async_add_entities(PlexSecurityUserCountrySensor(coordinator, user) for user in new)
+
+    add_new_users()
+    entry.async_on_unload(coordinator.async_add_listener(add_new_users))
+
+
+def _users(snapshot: Snapshot) -> dict[str, dict[str, Any]]:
+    """Each user's latest remote country, by user (the helper lists at most 50)."""
+    sessions = snapshot.raw.get("sessions")
+    rows = sessions.get("users") if isinstance(sessions, dict) else None
+    return {str(r["user"]): r for r in rows or [] if isinstance(r, dict) and r.get("user") and r.get("country")}
+
+
+class PlexSecurityUserCountrySensor(PlexSecurityEntity, SensorEntity):
+    """The country a Plex user last streamed from, from outside the LAN (ISO 3166 code)."""
+
+    def __init__(self, coordinator: PlexSecurityCoordinator, user: str) -> None:
+        super().__init__(
+            coordinator, SensorEntityDescription(key=f"user_country_{user}", translation_key="user_country")
+        )
+        self._user = user
+        self._attr_translation_placeholders = {"user": user}
+
+    @property
+    def available(self) -> bool:
+        """Only while the helper still lists the user (history ages out)."""
+        return super().available and self._user in _users(self.coordinator.data)
+
+    @property
+    def native_value(self) -> str | None:
+        """The user's latest country."""
+        row = _users(self.coordinator.data).get(self._user)
+        return str(row["country"]) if row else None
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """When that was."""
+        row = _users(self.coordinator.data).get(self._user)
+        return {"user": self._user, "seen": iso_time(row.get("seen")) if row else None}
 
 
 class PlexSecuritySensor(PlexSecurityEntity, SensorEntity):

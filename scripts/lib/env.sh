@@ -101,7 +101,9 @@ ensure_rootfs() {
 # The Home Assistant tests also run on the newest release that runs on Python 3.13 (.venv holds
 # the floor that hacs.json names). Its own venv: the two pin different aiohttp, pytest, syrupy.
 HA_NEXT_VENV="$ROOT/.venv-ha2026"
-HA_NEXT_SPEC="homeassistant==2026.2.3 pytest-homeassistant-custom-component==0.13.316 hypothesis==6.170.17"
+# The tests' own writer of small .mmdb files comes along, at the pin requirements_test.txt sets.
+HA_NEXT_SPEC="homeassistant==2026.2.3 pytest-homeassistant-custom-component==0.13.316 hypothesis==6.170.17 \
+$(grep -E '^mmdb-writer==' "$ROOT/requirements_test.txt")"
 ensure_ha_next_venv() {
     local py want
     # The helper's own dependencies come along (the HA tests start a real helper).

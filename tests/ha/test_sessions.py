@@ -17,6 +17,7 @@ from homeassistant.helpers import entity_registry as er
 
 from custom_components.plex_security.const import CONF_LONG_POLL, CONF_SCAN_INTERVAL, DOMAIN
 from plex_security_helper.demo.plexemu import EmuSession, PlexState
+from tests.geodata import country_mmdb
 from tests.ha.conftest import HELPER_ID, audited_helper, call_service, make_entry, phone_and_blueprint, state_of
 from tests.helperproc import HelperProcess
 
@@ -166,3 +167,39 @@ async def test_a_new_device_offers_remove_and_a_tap_removes_it(
     # Removed: the helper no longer lists it, so a second removal is a clear error.
     with pytest.raises(ServiceValidationError, match="dev-1"):
         await call_service(hass, "remove_device", {"device_id": "dev-1"})
+
+
+async def test_each_remote_user_gets_a_last_country_sensor(
+    hass: HomeAssistant, tmp_path: Path, plex: tuple[PlexState, int]
+) -> None:
+    state, port = plex
+    state.sessions = [
+        EmuSession("c-1", "eve", "198.51.100.5"),
+        EmuSession("c-home", "owner", "192.168.1.20", local=True),
+    ]
+    proc = audited_helper(tmp_path / "helper", port)
+    mmdb = country_mmdb(tmp_path / "countries.mmdb")  # documentation ranges: DE, US, JP, AU
+    proc.extra_config += f'[sessions]\ninterval = 1\n[geo]\nmmdb = ["{mmdb}"]\n'
+    await hass.async_add_executor_job(proc.start)
+    entry = make_entry(proc, **{CONF_SCAN_INTERVAL: 1})
+    entry.add_to_hass(hass)
+    try:
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        registry = er.async_get(hass)
+
+        def country_of(user: str) -> str | None:
+            entity_id = registry.async_get_entity_id("sensor", DOMAIN, f"{HELPER_ID}_user_country_{user}")
+            found = hass.states.get(entity_id) if entity_id else None
+            return found.state if found else None
+
+        await _until(lambda: country_of("eve") == "US")
+        assert country_of("owner") is None  # only streams from outside the LAN place a user
+        entity_id = registry.async_get_entity_id("sensor", DOMAIN, f"{HELPER_ID}_user_country_eve")
+        assert entity_id == "sensor.plex_security_127_0_0_1_eve_last_country"
+        # eve travels: the same sensor follows; a second remote user appears as a new sensor.
+        state.sessions = [EmuSession("c-2", "eve", "203.0.113.8"), EmuSession("c-3", "bob", "192.0.2.77")]
+        await _until(lambda: country_of("eve") == "JP" and country_of("bob") == "DE")
+    finally:
+        await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_add_executor_job(proc.stop)

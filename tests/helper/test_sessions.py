@@ -82,6 +82,10 @@ def test_a_user_from_a_second_country(plex: tuple[PlexState, HelperProcess]) -> 
     assert (travel["previous_country"], travel["country"]) == ("DE", "JP") and travel["km"] > 5000
     assert kinds["new_country"]["detail"]["verdict"] == "watch"
     assert helper.get("/api/v1/bans")["bans"] == []  # a signed-in user is never banned for it
+    status = helper.get("/api/v1/status")
+    validate_response(helper.get("/api/v1/openapi.json"), "/api/v1/status", 200, status)
+    (latest,) = status["sessions"]["users"]  # each user's latest country, for Home Assistant
+    assert (latest["user"], latest["country"]) == ("alice", "JP")
 
 
 def test_three_remote_streams_with_a_limit_of_two(plex: tuple[PlexState, HelperProcess]) -> None:

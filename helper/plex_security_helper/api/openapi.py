@@ -304,6 +304,16 @@ _SESSIONS_SECTION: dict[str, Any] = {
         "updated": {"type": "number"},
         "remote": {"type": "integer", "minimum": 0},
         "local": {"type": "integer", "minimum": 0},
+        "users": {
+            "type": "array",
+            "maxItems": 50,
+            "description": "Each user's latest country of a remote stream, most recent first",
+            "items": {
+                "type": "object",
+                "required": ["user", "country", "seen"],
+                "properties": {"user": {"type": "string"}, "country": {"type": "string"}, "seen": {"type": "number"}},
+            },
+        },
         "error": _STR_OR_NULL,
     },
 }

@@ -196,6 +196,9 @@ def country_km(a: str, b: str) -> float | None:
     return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(h)))
 
 
+MAX_USERS_SHOWN = 50  # users in /status's sessions section, each with their latest country
+
+
 @dataclass(slots=True)
 class _UserTrack:
     countries: dict[str, float] = field(default_factory=dict)  # country → last seen
@@ -218,6 +221,16 @@ class SessionJudge:
             track = self._users.setdefault(user, _UserTrack())
             track.countries[country] = max(last, track.countries.get(country, 0.0))
             track.last_country, track.last_time = country, last
+
+    def last_countries(self, limit: int) -> list[dict[str, Any]]:
+        """Each user's latest country of a remote stream, most recent first (bounded)."""
+        latest = [
+            (user, *max(track.countries.items(), key=lambda kv: kv[1]))
+            for user, track in self._users.items()
+            if track.countries
+        ]
+        latest.sort(key=lambda row: -row[2])
+        return [{"user": user, "country": country, "seen": seen} for user, country, seen in latest[:limit]]
 
     def judge(self, streams: list[Stream], now: float) -> tuple[list[Alert], list[tuple[str, str, str, float]]]:
         """Alerts for this poll, and the (user, country, ip, time) rows to remember."""
@@ -449,6 +462,7 @@ class SessionWatcher:
             "updated": self.updated,
             "remote": remote,
             "local": len(self.streams) - remote,
+            "users": self.judge.last_countries(MAX_USERS_SHOWN),
             "error": self.error,
         }
 
