@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
-from ..plex.plextv import PlexTvUnavailable, remove_listed_device
+from ..plex.plextv import DEVICE_ID, PlexTvUnavailable, remove_listed_device
 from .errors import json_error
 from .routes import DEVICES_KEY, MONITOR_KEY
 
-# plex.tv's clientIdentifier: letters, digits and a few separators (UUIDs, "dev-3", hex).
-DEVICE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 routes = web.RouteTableDef()
 
 
@@ -19,7 +15,7 @@ routes = web.RouteTableDef()
 async def remove_device(request: web.Request) -> web.Response:
     """Remove a device the last plex.tv listing showed: its token stops working."""
     device_id = request.match_info["device_id"]
-    if not DEVICE_ID.fullmatch(device_id):
+    if not DEVICE_ID.match(device_id):
         return json_error(400, "invalid_device", "a device id is 1-100 letters, digits or . _ : -")
     state = request.app[DEVICES_KEY]
     if not state.enabled:

@@ -7,6 +7,8 @@ from typing import Any
 from .. import __version__
 from ..firewall.nft import PROFILES
 from ..model import CALLER_ORIGINS, AlertKind, Origin
+from ..plex.plextv import DEVICE_ID
+from ..plex.sessions import MAX_MESSAGE, MAX_USERS_SHOWN, SESSION_ID
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _NUM_OR_NULL = {"type": "number", "nullable": True}
@@ -306,7 +308,7 @@ _SESSIONS_SECTION: dict[str, Any] = {
         "local": {"type": "integer", "minimum": 0},
         "users": {
             "type": "array",
-            "maxItems": 50,
+            "maxItems": MAX_USERS_SHOWN,
             "description": "Each user's latest country of a remote stream, most recent first",
             "items": {
                 "type": "object",
@@ -783,7 +785,7 @@ OPENAPI: dict[str, Any] = {
                         "name": "session_id",
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
+                        "schema": {"type": "string", "pattern": SESSION_ID.pattern},
                     }
                 ],
                 "requestBody": {
@@ -793,7 +795,7 @@ OPENAPI: dict[str, Any] = {
                             "schema": {
                                 "type": "object",
                                 "additionalProperties": False,
-                                "properties": {"message": {"type": "string", "minLength": 1, "maxLength": 200}},
+                                "properties": {"message": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE}},
                             }
                         }
                     },
@@ -824,7 +826,7 @@ OPENAPI: dict[str, Any] = {
                         "name": "device_id",
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"},
+                        "schema": {"type": "string", "pattern": DEVICE_ID.pattern},
                     }
                 ],
                 "responses": {
