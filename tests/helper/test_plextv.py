@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from plex_security_helper.demo.plexemu import PlexState
+from plex_security_helper.plex.plextv import Device, PlexTv
 from tests.helper.contract import validate_response
 from tests.helperproc import HelperProcess
 from tests.plexemu_thread import running_emulator
@@ -119,3 +122,36 @@ def test_a_listed_device_can_be_removed_and_only_a_listed_one(account: tuple[Ple
 def test_removing_a_device_needs_the_account_read(helper: HelperProcess) -> None:
     status, body = helper.call("POST", "/api/v1/plex-tv/devices/dev-0/remove")
     assert (status, body["error"]) == (409, "plex_tv_off")
+
+
+def test_only_ascii_digit_keys_reach_plex_tv(tmp_path: Path, socket_enabled: None) -> None:
+    """A device key is plex.tv's ASCII-digit id; "²" passes str.isdigit and must go nowhere."""
+    log = tmp_path / "emulator.log"  # the emulator writes a Request line per request it gets
+    state = PlexState(token=TOKEN, devices={"Phone": time.time()}, log_path=log)
+
+    async def remove(url: str, key: str) -> None:
+        async with aiohttp.ClientSession() as session:
+            await PlexTv(session, url, TOKEN).remove_device(key)
+
+    with running_emulator(state) as url:
+        for key in ("²", "١٢", "12/../3", ""):
+            with pytest.raises(LookupError):
+                asyncio.run(remove(url, key))
+        assert state.devices.keys() == {"Phone"} and state.removed_devices == []
+        assert not log.exists() or "DELETE" not in log.read_text()  # not one of them was sent
+        (device,) = [d for d in asyncio.run(_devices(url))]
+        asyncio.run(remove(url, device.key))  # the real key does reach it
+    assert state.removed_devices == ["Phone"]
+    assert "DELETE /devices/" in log.read_text()
+
+
+async def _devices(url: str) -> list[Device]:
+    async with aiohttp.ClientSession() as session:
+        return await PlexTv(session, url, TOKEN).devices()
+
+
+def test_numbers_in_plex_tv_answers_are_ascii_digits_or_nothing() -> None:
+    """str.isdigit takes "²": such a lastSeenAt is no time, not a crash of the whole listing."""
+    from plex_security_helper.plex.plextv import _epoch
+
+    assert [_epoch(v) for v in ("1700000000", "²", "١٢", "", None, "17e8")] == [1.7e9, None, None, None, None, None]

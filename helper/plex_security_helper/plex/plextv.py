@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ TIMEOUT = 10.0
 MAX_BODY = 4 << 20
 MAX_ITEMS = 2000
 DAY = 86_400.0
+# plex.tv's clientIdentifier as a caller may name it: letters, digits and a few separators.
+DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 
 
 class PlexTvUnavailable(Exception):
@@ -59,8 +62,13 @@ class Device:
     key: str = ""  # plex.tv's own id of the device (``id``), which removing it takes
 
 
+def _digits(value: str | None) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes "²" and "١", which int() and float() refuse."""
+    return value is not None and value.isascii() and value.isdigit()
+
+
 def _epoch(value: str | None) -> float | None:
-    return float(value) if value and value.isdigit() and len(value) < 12 else None
+    return float(value) if value and _digits(value) and len(value) < 12 else None
 
 
 def _s(value: str | None, limit: int = 100) -> str:
@@ -105,7 +113,7 @@ class PlexTv:
 
         LookupError when plex.tv has no such device.
         """
-        if not key.isdigit():
+        if not _digits(key):
             raise LookupError(key)
         headers = {"Accept": "application/xml", "X-Plex-Token": self._token}
         path = f"/devices/{key}.xml"
@@ -135,7 +143,7 @@ class PlexTv:
                 continue
             servers = [s for s in elem if s.tag == "Server"]
             seen = [t for t in (_epoch(s.attrib.get("lastSeenAt")) for s in servers) if t is not None]
-            libraries = [int(n) for s in servers if (n := s.attrib.get("numLibraries", "")).isdigit()]
+            libraries = [int(n) for s in servers if _digits(n := s.attrib.get("numLibraries", ""))]
             out.append(
                 SharedUser(
                     id=_s(elem.attrib.get("id"), 20),
