@@ -222,21 +222,24 @@ class PlexSecurityUserCountrySensor(PlexSecurityEntity, SensorEntity):
         self._user = user
         self._attr_translation_placeholders = {"user": user}
 
+    def _row(self) -> dict[str, Any] | None:
+        return _users(self.coordinator.data).get(self._user)
+
     @property
     def available(self) -> bool:
         """Only while the helper still lists the user (history ages out)."""
-        return super().available and self._user in _users(self.coordinator.data)
+        return super().available and self._row() is not None
 
     @property
     def native_value(self) -> str | None:
         """The user's latest country."""
-        row = _users(self.coordinator.data).get(self._user)
+        row = self._row()
         return str(row["country"]) if row else None
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
         """When that was."""
-        row = _users(self.coordinator.data).get(self._user)
+        row = self._row()
         return {"user": self._user, "seen": iso_time(row.get("seen")) if row else None}
 
 

@@ -4,11 +4,13 @@ its message, and a device.new webhook reaching the event entity."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from homeassistant.core import HomeAssistant
@@ -30,6 +32,25 @@ async def _until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
             await asyncio.sleep(0.05)
 
 
+@contextlib.asynccontextmanager
+async def _loaded(
+    hass: HomeAssistant, proc: HelperProcess, ready: Callable[[dict[str, Any]], bool] | None = None
+) -> AsyncIterator[None]:
+    """Start *proc* (until its /status is *ready*), load an entry for it that long-polls; undo both after."""
+    await hass.async_add_executor_job(proc.start)
+    try:
+        if ready is not None:
+            await hass.async_add_executor_job(proc.wait_for, ready, 10.0)
+        entry = make_entry(proc, **{CONF_LONG_POLL: True, CONF_SCAN_INTERVAL: 1})
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        yield
+        await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await hass.async_add_executor_job(proc.stop)
+
+
 @pytest.fixture
 async def streaming(
     tmp_path: Path, plex: tuple[PlexState, int], hass: HomeAssistant, request: pytest.FixtureRequest
@@ -44,14 +65,8 @@ async def streaming(
     proc.extra_config += (
         f'[sessions]\ninterval = 1\nmax_remote_streams_per_user = {limit}\n[webhook]\nsecret = "{SECRET}"\n'
     )
-    await hass.async_add_executor_job(proc.start)
-    entry = make_entry(proc, **{CONF_LONG_POLL: True, CONF_SCAN_INTERVAL: 1})
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield state, proc
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_add_executor_job(proc.stop)
+    async with _loaded(hass, proc):
+        yield state, proc
 
 
 def _entity(hass: HomeAssistant, domain: str, key: str) -> str:
@@ -139,15 +154,8 @@ async def account(
     proc.extra_config += (
         f'[sessions]\nenabled = false\n[plex_tv]\nenabled = true\nurl = "http://127.0.0.1:{port}"\ninterval = 1\n'
     )
-    await hass.async_add_executor_job(proc.start)
-    await hass.async_add_executor_job(lambda: proc.wait_for(lambda s: s["plex_tv"]["available"], timeout=10))
-    entry = make_entry(proc, **{CONF_LONG_POLL: True, CONF_SCAN_INTERVAL: 1})
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield state, proc
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_add_executor_job(proc.stop)
+    async with _loaded(hass, proc, lambda s: bool(s["plex_tv"]["available"])):
+        yield state, proc
 
 
 async def test_a_new_device_offers_remove_and_a_tap_removes_it(
@@ -180,12 +188,7 @@ async def test_each_remote_user_gets_a_last_country_sensor(
     proc = audited_helper(tmp_path / "helper", port)
     mmdb = country_mmdb(tmp_path / "countries.mmdb")  # documentation ranges: DE, US, JP, AU
     proc.extra_config += f'[sessions]\ninterval = 1\n[geo]\nmmdb = ["{mmdb}"]\n'
-    await hass.async_add_executor_job(proc.start)
-    entry = make_entry(proc, **{CONF_SCAN_INTERVAL: 1})
-    entry.add_to_hass(hass)
-    try:
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
+    async with _loaded(hass, proc):
         registry = er.async_get(hass)
 
         def country_of(user: str) -> str | None:
@@ -200,6 +203,3 @@ async def test_each_remote_user_gets_a_last_country_sensor(
         # eve travels: the same sensor follows; a second remote user appears as a new sensor.
         state.sessions = [EmuSession("c-2", "eve", "203.0.113.8"), EmuSession("c-3", "bob", "192.0.2.77")]
         await _until(lambda: country_of("eve") == "JP" and country_of("bob") == "DE")
-    finally:
-        await hass.config_entries.async_unload(entry.entry_id)
-        await hass.async_add_executor_job(proc.stop)

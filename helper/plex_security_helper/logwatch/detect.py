@@ -310,8 +310,8 @@ class Detector:
     def _quiet(self, kind: str) -> float:
         return float(self._cfg.slow_window) if kind == AlertKind.FAILED_LOGIN_SLOW else self._window
 
-    def feed(self, event: HttpEvent, out: Verdicts, probe: bool | None = None) -> None:
-        """Add one event's consequences to *out* (*probe*: is_probe of its path, when known)."""
+    def feed(self, event: HttpEvent, out: Verdicts, probe: bool) -> None:
+        """Add one event's consequences to *out* (*probe*: whether its path is a probe, see classify)."""
         if event.via is not None and event.via == event.ip:
             return  # a trusted proxy's own request without a forwarded client: judge nobody
         cls = event.net_class
@@ -335,7 +335,7 @@ class Detector:
             src.trusted_until = now + self._cfg.trust_after_signin
             self._check_location(event, out)
         self._count_rate(src, event, out)
-        if is_probe(path) if probe is None else probe:
+        if probe:
             self._probe(src, event, out)
         elif status == 404 and BENIGN_FAILURE_PATHS.match(path) is None:
             self._scan(src, event, out)
