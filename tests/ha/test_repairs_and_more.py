@@ -142,7 +142,7 @@ async def test_unavailable_then_available_logs_once_each(
     assert state_of(hass, "sensor.plex_security_127_0_0_1_security_score") == "unavailable"
     await hass.async_add_executor_job(audited.start)
     # The restarted helper audits again in the background: its score is unknown until then.
-    await hass.async_add_executor_job(audited.wait_for, lambda s: s["audit"]["score"] is not None, 30.0)
+    await hass.async_add_executor_job(audited.wait_for, lambda s: s["audit"].get("score") is not None, 30.0)
     for _ in range(2):
         await coordinator.async_refresh()
     await asyncio.sleep(0)
