@@ -229,7 +229,8 @@ def test_proxy_decisions_need_the_fleet(helper: HelperProcess) -> None:
 def test_metrics_are_prometheus_text_behind_the_token(helper: HelperProcess) -> None:
     for port in range(41000, 41006):
         helper.append(*failed_login("203.0.113.50", port=port))
-    helper.wait_for(lambda s: s["bans"]["active"] == 1)
+    # The ban commits at once; the lines after it, without an alert, within half a second.
+    helper.wait_for(lambda s: s["bans"]["active"] == 1 and s["monitor"]["lines_processed"] == 12)
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(helper.url + "/api/v1/metrics", timeout=10)
     assert err.value.code == 401
