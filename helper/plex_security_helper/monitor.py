@@ -24,7 +24,7 @@ from .logwatch.inotify import FolderWatch, watch_folder
 from .logwatch.pipeline import Batch, Pipeline
 from .logwatch.tail import LogFollower, Position
 from .plex.geo import annotate
-from .store import Store, open_store
+from .store import Store, is_damage, open_store, rebuild_store
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")  # run_in_worker's result (no PEP 695: the helper runs on Python 3.11)
@@ -41,6 +41,7 @@ PROMPT_COMMIT = 0.25
 # A commit that falls due is made by the next read when the log grows within this time, else by
 # a wake of its own: a log written to all the time costs no extra wakes.
 COMMIT_SLACK = 0.25
+REBUILD_INTERVAL = 60.0  # seconds between two rebuilds of a database found damaged while running
 MAX_FAILED_AUTH_ROWS = 2_000_000
 MAX_ADDRESS_ROWS = 1_000_000
 
@@ -114,6 +115,9 @@ class Monitor:
         self.probable_proxies: list[str] = []
         self.tracked_sources = 0
         self.database_notice: str | None = None
+        # What a worker call found wrong with the file while running: the follow loop rebuilds it.
+        self._damage: str | None = None
+        self._next_rebuild = 0.0  # a disk that damages every new file is not rebuilt in a loop
         # inotify wakes the follow loop as soon as Plex writes; the poll interval stays as the
         # fallback (no inotify, a folder that does not exist yet, a mount that never reports).
         self._watch: FolderWatch | None = None
@@ -130,7 +134,13 @@ class Monitor:
     async def run_in_worker(self, func: Callable[..., T], *args: Any) -> T:
         """Run *func* on the worker thread that owns the database."""
         loop = asyncio.get_running_loop()
-        result: T = await loop.run_in_executor(self._executor, func, *args)
+        try:
+            result: T = await loop.run_in_executor(self._executor, func, *args)
+        except Exception as err:
+            if is_damage(err) and self._damage is None and self._store is not None:
+                self._damage = str(err)
+                self._wake.set()  # the follow loop moves the file aside now, not at the next start
+            raise
         return result
 
     async def start(self) -> None:
@@ -306,9 +316,46 @@ class Monitor:
             self.last_line_time = batch.last_time
         return batch.lines, self._store.last_seq() if stored else self.last_seq
 
+    async def _rebuild(self) -> None:
+        """Replace the database found damaged while running, as a start would, without a restart.
+
+        What the detector knows stays in memory, and a batch that failed to commit on the damaged
+        file is committed into the new one: nothing read is lost. Long-polls are answered at once,
+        since the alert numbers start over (clients then read from the new stream's start).
+        """
+        problem = self._damage
+        assert problem is not None
+        self._next_rebuild = time.monotonic() + REBUILD_INTERVAL
+        try:
+            self.database_notice = await self.run_in_worker(self._swap_store, problem)
+        except Exception as err:  # noqa: BLE001 - tried again after REBUILD_INTERVAL, or at the next start
+            _LOGGER.error("rebuilding the damaged database failed: %s", err)
+            return
+        finally:
+            self._damage = None
+        _LOGGER.error("%s", self.database_notice)
+        self.last_seq = await self.run_in_worker(self.store.last_seq)
+        async with self._new_alert:
+            self._new_alert.notify_all()
+
+    def _swap_store(self, problem: str) -> str:
+        """Close the damaged store and open a rebuilt one (worker thread)."""
+        assert self._store is not None
+        with contextlib.suppress(Exception):  # the connection of a damaged file may not close cleanly
+            self._store.close()
+        store, notice = rebuild_store(self._config.database, time.time(), problem, self.enforcer.kernel_bans)
+        self._store = store
+        if self._committed is not None:  # where to read on after a restart, before the next commit
+            store.commit_batch([], [], self._committed)
+        self.enforcer.start(store, time.time())  # the saved bans, as at a start
+        store.set_ban_cursor(store.last_seq())
+        return notice
+
     async def _follow_loop(self) -> None:
         interval = self._config.monitor.poll_interval
         while True:
+            if self._damage is not None and time.monotonic() >= self._next_rebuild:
+                await self._rebuild()
             # Cleared before the read: a write during the read sets it again and is not missed.
             self._wake.clear()
             try:
@@ -377,7 +424,7 @@ class Monitor:
         async with self._new_alert:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    self._new_alert.wait_for(lambda: self.last_seq > after or self._closing), timeout
+                    self._new_alert.wait_for(lambda: self.last_seq != after or self._closing), timeout
                 )
 
     async def release_waiters(self) -> None:

@@ -127,7 +127,29 @@ def open_store(path: Path, now: float, kernel_bans: KernelBans | None = None) ->
             return store, None
         store.close()
         problem = damage
+    return rebuild_store(path, now, problem, kernel_bans)
+
+
+# SQLite's primary result codes for a file whose pages cannot be read as a database.
+_DAMAGE_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def is_damage(err: BaseException) -> bool:
+    """Whether *err* says the database file is damaged (not locked, not full, not a bug)."""
+    code = getattr(err, "sqlite_errorcode", None)
+    return isinstance(err, sqlite3.DatabaseError) and isinstance(code, int) and code & 0xFF in _DAMAGE_CODES
+
+
+def rebuild_store(path: Path, now: float, problem: str, kernel_bans: KernelBans | None = None) -> tuple[Store, str]:
+    """Move a damaged database aside and start a new one with what can be saved (see open_store).
+
+    Returns the new store and the message for ``/status``.
+    """
     aside = path.with_name(f"{path.name}.corrupt-{int(now)}")
+    n = 1
+    while aside.exists():  # a second damage within the same second keeps the first file
+        aside = path.with_name(f"{path.name}.corrupt-{int(now)}-{n}")
+        n += 1
     for suffix in ("", "-wal", "-shm"):
         part = path.with_name(path.name + suffix)
         if part.exists():

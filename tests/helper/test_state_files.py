@@ -12,7 +12,7 @@ import pytest
 
 from plex_security_helper.cli import main
 from plex_security_helper.model import Ban
-from plex_security_helper.store import Store, open_store
+from plex_security_helper.store import Store, is_damage, open_store
 from tests.helperproc import HelperProcess
 from tests.plexlines import failed_login
 
@@ -75,6 +75,74 @@ def test_a_database_with_damaged_pages_is_rebuilt_with_its_bans(tmp_path: Path, 
         helper.stop()
         helper.start()  # the rebuilt file is sound: no second move, no crash loop
         assert helper.get("/api/v1/status")["monitor"]["database_notice"] is None
+        assert len(list(helper.root.glob("state.db.corrupt-*[0-9]"))) == 1
+    finally:
+        helper.stop()
+
+
+def _damage_running_database(path: Path) -> None:
+    """Garbage over the failed-login pages of a database a running helper has open.
+
+    The checkpoint first moves every page into the file and restarts the WAL, which makes the
+    helper's connection drop its page cache: its next write reads the damaged pages.
+    """
+    db = sqlite3.connect(path, timeout=10)
+    try:
+        busy = 1
+        for _ in range(50):  # the helper may hold the write lock for a moment
+            busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                break
+            time.sleep(0.1)
+        assert not busy
+        roots = [r[0] for r in db.execute("SELECT rootpage FROM sqlite_master WHERE tbl_name = 'failed_auth'")]
+    finally:
+        db.close()
+    with path.open("r+b") as handle:
+        for root in roots:
+            handle.seek((root - 1) * PAGE)
+            handle.write(bytes((i * 37 + 11) % 256 for i in range(PAGE)))
+
+
+def test_a_database_damaged_while_running_is_rebuilt_without_losing_the_batch(
+    tmp_path: Path, socket_enabled: None
+) -> None:
+    helper = HelperProcess(tmp_path / "helper")
+    helper.start()
+    try:
+        code, _ = helper.call("POST", "/api/v1/bans", {"ip": "203.0.113.66", "duration": 3600, "reason": "kept"})
+        assert code == 201
+        # Four failures of one guesser (below the burst rule), committed before the damage.
+        helper.append(*[line for port in range(41000, 41004) for line in failed_login("198.51.100.9", port=port)])
+        helper.wait_for(lambda s: s["failed_logins"]["total"] == 4)
+        _damage_running_database(helper.root / "state.db")
+        helper.append(*[line for port in range(40000, 40005) for line in failed_login("203.0.113.8", port=port)])
+        # /status itself may be refused while the file is damaged: a clear error, then the rebuild.
+        deadline, notice = time.monotonic() + 10, None
+        while notice is None and time.monotonic() < deadline:
+            code, body = helper.call("GET", "/api/v1/status")
+            if code == 200:
+                notice = body["monitor"]["database_notice"]
+            else:
+                assert code == 500 and "malformed" not in str(body), body
+            time.sleep(0.05)
+        assert notice is not None
+        assert "damaged" in notice and "moved to state.db.corrupt-" in notice and "1 bans" in notice
+        # The batch that failed on the damaged file is in the new one, and the detector kept
+        # what it knew: the fifth failure of the guesser seen before the damage is a burst.
+        helper.append(*failed_login("198.51.100.9", port=41004))
+        found = helper.wait_for(
+            lambda s: (
+                {a["ip"] for a in helper.get("/api/v1/alerts")["alerts"]} >= {"203.0.113.8", "198.51.100.9"} and s
+            ),
+            timeout=10,
+        )
+        assert found["monitor"]["recording"] is True and found["monitor"]["error"] is None
+        assert "203.0.113.66" in {b["ip"] for b in helper.get("/api/v1/bans")["bans"]}
+        helper.stop()
+        helper.start()  # the rebuilt file is sound and knows where the log was read to
+        assert helper.get("/api/v1/status")["monitor"]["database_notice"] is None
+        assert {a["ip"] for a in helper.get("/api/v1/alerts")["alerts"]} >= {"203.0.113.8", "198.51.100.9"}
         assert len(list(helper.root.glob("state.db.corrupt-*[0-9]"))) == 1
     finally:
         helper.stop()
@@ -148,3 +216,24 @@ def test_init_as_root_gives_the_config_to_the_service_user(tmp_path: Path, capsy
     )
     assert other.stat().st_uid == 0
     assert "no user 'no-such-user-x' yet" in capsys.readouterr().out
+
+
+def test_only_a_damaged_file_counts_as_damage(tmp_path: Path) -> None:
+    """A locked or full database waits and retries; only a file SQLite cannot read is rebuilt."""
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(sqlite3.DatabaseError) as not_a_db:
+        sqlite3.connect(path).execute("SELECT 1 FROM sqlite_master")
+    assert is_damage(not_a_db.value)
+    good = tmp_path / "good.db"
+    holder = sqlite3.connect(good, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(sqlite3.OperationalError) as locked:
+            sqlite3.connect(good, timeout=0).execute("SELECT * FROM t")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert not is_damage(locked.value)
+    assert not is_damage(ValueError("malformed"))
