@@ -227,12 +227,15 @@ class Monitor:
     def _step(self) -> tuple[int, int]:
         """Read, parse, judge and commit whatever the log gained. Worker thread only.
 
+        Returns the lines this call read (each line is counted once, by the read that saw it,
+        not again by the commit that records it with others) and the newest alert number.
+
         A batch that cannot be committed (full disk, a locked or broken database) is kept and
         retried before anything new is read, so nothing is lost and nothing is judged twice.
         """
         assert self._follower is not None and self._store is not None
         if self._pending is not None:
-            return self._commit(self._pending)
+            return 0, self._commit(self._pending)
         lines = self._follower.read_lines()
         now = time.monotonic()
         if not lines:
@@ -252,7 +255,7 @@ class Monitor:
         if not pending.urgent and now < self.commit_due():
             return len(lines), self.last_seq
         self._quiet = None
-        return self._commit(pending)
+        return len(lines), self._commit(pending)
 
     def commit_due(self) -> float:
         """When the lines waiting for their commit must be committed (monotonic; inf: none wait)."""
@@ -281,7 +284,8 @@ class Monitor:
             self.enforcer.auto_ban(self._store, unhandled, now)
         self._store.set_ban_cursor(self._store.last_seq())
 
-    def _commit(self, pending: _Pending) -> tuple[int, int]:
+    def _commit(self, pending: _Pending) -> int:
+        """Record *pending* (and act on its alerts); return the newest alert number."""
         assert self._store is not None
         batch = pending.batch
         verdicts = batch.verdicts
@@ -314,7 +318,7 @@ class Monitor:
         self.tracked_sources = self.pipeline.detector.tracked_sources
         if batch.last_time is not None:
             self.last_line_time = batch.last_time
-        return batch.lines, self._store.last_seq() if stored else self.last_seq
+        return self._store.last_seq() if stored else self.last_seq
 
     async def _rebuild(self) -> None:
         """Replace the database found damaged while running, as a start would, without a restart.

@@ -102,6 +102,16 @@ def test_unparsable_access_line_is_counted_not_fatal(helper: HelperProcess) -> N
     assert status["monitor"]["lines_processed"] == 4
 
 
+def test_lines_per_minute_counts_each_line_once(helper: HelperProcess) -> None:
+    """Lines read by several small reads and committed together are counted once, not again
+    by their commit (the rate read twice the lines before)."""
+    for i in range(10):
+        helper.append(*[line for k in range(5) for line in exchange(f"192.0.2.{i * 5 + k + 1}", 200, port=30000 + k)])
+        time.sleep(0.1)
+    status = helper.wait_for(lambda s: s["monitor"]["lines_processed"] == 100)
+    assert status["monitor"]["lines_per_minute"] == 100
+
+
 def test_burst_of_failures_raises_one_alert_and_long_poll_wakes(helper: HelperProcess) -> None:
     spec = helper.get("/api/v1/openapi.json")
     result: dict[str, Any] = {}
