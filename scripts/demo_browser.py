@@ -169,7 +169,7 @@ async def _until(page: DevTools, expression: str, timeout: float, what: str) -> 
 async def threat_view(page: DevTools, helper_url: str, helper_token: str, log: Path, out: Path | None) -> str:
     """Attacker within 2 s, Unban lifts the helper's ban, Enforce makes it enforce."""
     await page.evaluate(DEEP_FIND)
-    await _until(page, "!!(window.__plexCard() && window.__plexCard().shadowRoot)", 60, "the card")
+    await _until(page, "!!(window.__plexCard() && window.__plexCard().shadowRoot)", 120, "the card")
     await _until(page, "window.__plexCard().shadowRoot.textContent.includes('Recent attackers')", 30, "its lists")
     ip = FRESH_ATTACKER
     written = time.monotonic()
