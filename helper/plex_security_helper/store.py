@@ -364,12 +364,22 @@ class Store:
         lines = json.loads(row[0]) if row else []
         return [str(line) for line in lines] if isinstance(lines, list) else []
 
-    def failed_auth_by_ip(self, since: float) -> dict[str, int]:
-        """Failed logins per address since *since* (epoch seconds)."""
+    def failed_auth_summary(self, since: float, top: int) -> tuple[int, int, list[tuple[str, int]]]:
+        """Failed logins since *since*: the count, the addresses, the *top* ones (most first).
+
+        One scan, summed in SQLite: a spray of a million addresses never becomes a million Python
+        objects on the worker thread, which the log pipeline shares (``/status`` is polled).
+        """
         rows = self._db.execute(
-            "SELECT ip, COUNT(*) FROM failed_auth WHERE ts >= ? GROUP BY ip ORDER BY 2 DESC", (since,)
-        )
-        return {ip: count for ip, count in rows}
+            "WITH per_ip AS MATERIALIZED"
+            " (SELECT ip, COUNT(*) AS n FROM failed_auth WHERE ts >= ? GROUP BY ip)"
+            " SELECT ip, n, (SELECT SUM(n) FROM per_ip), (SELECT COUNT(*) FROM per_ip)"
+            " FROM per_ip ORDER BY n DESC, ip LIMIT ?",
+            (since, top),
+        ).fetchall()
+        if not rows:
+            return 0, 0, []
+        return int(rows[0][2]), int(rows[0][3]), [(ip, n) for ip, n, _, _ in rows]
 
     def alerts_after(self, seq: int, limit: int) -> list[Alert]:
         """Alerts with a sequence number above *seq*, oldest first."""

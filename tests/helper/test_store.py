@@ -33,7 +33,19 @@ def test_failed_auth_rows_are_capped(tmp_path: Path) -> None:
     store.commit_batch([FailedAuth("203.0.113.1", float(i), "/") for i in range(50)], [], None)
     removed = store.purge(before=0.0, max_failed_auth=20)
     assert removed == 30
-    assert store.failed_auth_by_ip(0.0) == {"203.0.113.1": 20}
+    assert store.failed_auth_summary(0.0, 10) == (20, 1, [("203.0.113.1", 20)])
+    store.close()
+
+
+def test_the_failed_login_summary_counts_all_and_lists_the_top(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    assert store.failed_auth_summary(0.0, 3) == (0, 0, [])
+    failures = [FailedAuth(f"203.0.113.{n}", 100.0 + i, "/") for n in range(1, 7) for i in range(n)]
+    failures.append(FailedAuth("198.51.100.1", 10.0, "/"))  # before the window
+    store.commit_batch(failures, [], None)
+    # 21 failures from six addresses in the window; the top three, most first (ties by address).
+    assert store.failed_auth_summary(50.0, 3) == (21, 6, [("203.0.113.6", 6), ("203.0.113.5", 5), ("203.0.113.4", 4)])
+    assert store.failed_auth_summary(0.0, 1) == (22, 7, [("203.0.113.6", 6)])
     store.close()
 
 

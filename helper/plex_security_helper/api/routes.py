@@ -26,6 +26,7 @@ GEO_KEY = web.AppKey("geo", Geo)
 DEVICES_KEY = web.AppKey("plex_tv_devices", DeviceWatch)
 
 MAX_ALERTS = 500
+TOP_FAILED = 10  # addresses listed in /status failed_logins.top
 MAX_WAIT_KEY = web.AppKey("max_wait", int)
 # Long-polls held open at once: beyond these an /alerts call answers at once (as wait=0 would),
 # so token holders cannot pin connections and tasks without bound.
@@ -86,7 +87,7 @@ async def status(request: web.Request) -> web.Response:
     """One snapshot for the Home Assistant coordinator."""
     monitor = request.app[MONITOR_KEY]
     since = time.time() - DAY
-    by_ip, alerts, firewall, bans = await monitor.run_in_worker(_status_queries, monitor, since)
+    (total, addresses, top), alerts, firewall, bans = await monitor.run_in_worker(_status_queries, monitor, since)
     fleet = await monitor.run_in_worker(request.app[FLEET_KEY].status, monitor.store)
     body: dict[str, Any] = {
         "helper": {
@@ -98,9 +99,9 @@ async def status(request: web.Request) -> web.Response:
         "monitor": monitor.status(),
         "failed_logins": {
             "window_s": int(DAY),
-            "total": sum(by_ip.values()),
-            "addresses": len(by_ip),
-            "top": [{"ip": ip, "count": count} for ip, count in list(by_ip.items())[:10]],
+            "total": total,
+            "addresses": addresses,
+            "top": [{"ip": ip, "count": count} for ip, count in top],
         },
         "alerts": alerts,
         "firewall": firewall,
@@ -119,9 +120,9 @@ async def status(request: web.Request) -> web.Response:
 
 def _status_queries(
     monitor: Monitor, since: float
-) -> tuple[dict[str, int], dict[str, Any], dict[str, Any], dict[str, Any]]:
+) -> tuple[tuple[int, int, list[tuple[str, int]]], dict[str, Any], dict[str, Any], dict[str, Any]]:
     firewall, bans = monitor.enforcer.status(monitor.store, time.time())
-    return monitor.store.failed_auth_by_ip(since), monitor.store.alert_summary(since), firewall, bans
+    return monitor.store.failed_auth_summary(since, TOP_FAILED), monitor.store.alert_summary(since), firewall, bans
 
 
 @routes.get("/api/v1/alerts")
