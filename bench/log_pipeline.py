@@ -2,10 +2,11 @@
 
 Prints lines/s for `plex-security-helper scan --json` and for `fail2ban-regex` with the
 filter we ship, their ratio, both peak RSS values, and whether both found the same
-brute-forcers (addresses with at least 5 failures); what the grammar alone allows (the file read
-as scan reads it and one match per line, nothing else) against the same fail2ban-regex run; the backfill throughput of a live helper
-at first start on the same log (lines/s until /status shows it caught up); the helper's CPU
-seconds per minute while following a log that grows at 100 lines/s; then the follow latency:
+brute-forcers (addresses with at least 5 failures); what the grammar alone allows (the file
+read as scan reads it and one match per line, nothing else) against the same fail2ban-regex
+run; the backfill throughput of a live helper at first start on the same log (lines/s until
+/status shows it caught up); the helper's CPU seconds per minute while following a log that
+grows at 100 lines/s; then the follow latency:
 failed-login lines appended to a live helper's log until the alert is visible in /api/v1/alerts.
 
 Each tool runs --runs times (default 3) and its fastest run counts, so that a moment of other

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -289,9 +290,9 @@ class Monitor:
         assert self._store is not None
         batch = pending.batch
         verdicts = batch.verdicts
-        # One alert per ban period: not again for a source that is banned (issue 16).
-        verdicts.alerts = self.enforcer.unbanned_sources(self._store, verdicts.alerts, time.time())
         try:
+            # One alert per ban period: not again for a source that is banned (issue 16).
+            verdicts.alerts = self.enforcer.unbanned_sources(self._store, verdicts.alerts, time.time())
             stored = self._store.commit_batch(
                 verdicts.failures,
                 [annotate(a) for a in verdicts.alerts],  # the country of each address, offline
@@ -324,8 +325,8 @@ class Monitor:
         """Replace the database found damaged while running, as a start would, without a restart.
 
         What the detector knows stays in memory, and a batch that failed to commit on the damaged
-        file is committed into the new one: nothing read is lost. Long-polls are answered at once,
-        since the alert numbers start over (clients then read from the new stream's start).
+        file is committed into the new one: nothing read is lost. Alert numbers go on from the old
+        file's, so clients' cursors stay valid.
         """
         problem = self._damage
         assert problem is not None
@@ -338,21 +339,29 @@ class Monitor:
         finally:
             self._damage = None
         _LOGGER.error("%s", self.database_notice)
-        self.last_seq = await self.run_in_worker(self.store.last_seq)
-        async with self._new_alert:
-            self._new_alert.notify_all()
 
     def _swap_store(self, problem: str) -> str:
-        """Close the damaged store and open a rebuilt one (worker thread)."""
-        assert self._store is not None
-        with contextlib.suppress(Exception):  # the connection of a damaged file may not close cleanly
-            self._store.close()
-        store, notice = rebuild_store(self._config.database, time.time(), problem, self.enforcer.kernel_bans)
-        self._store = store
-        if self._committed is not None:  # where to read on after a restart, before the next commit
-            store.commit_batch([], [], self._committed)
+        """Move the damaged file aside and go on in a rebuilt one (worker thread).
+
+        The store object stays the same (its connection is replaced), so whoever holds it goes on
+        working. Until the new file exists the old connection stays in use: a rebuild that fails
+        (a disk remounted read-only) leaves the helper as it was, and it is tried again later.
+        """
+        store = self._store
+        assert store is not None
+        seq = self.last_seq
+        with contextlib.suppress(sqlite3.Error):
+            seq = max(seq, store.last_seq())
+        fresh, notice = rebuild_store(self._config.database, time.time(), problem, self.enforcer.kernel_bans)
+        store.replace_with(fresh)
+        # Alert numbers go on from the old file's: clients' cursors stay valid, nothing is skipped.
+        store.continue_sequence(seq)
+        # Where to read on after a restart, and what the detector knows of users' networks (the
+        # old file's copy may be unreadable), before the next commit.
+        networks = [(user, net, time.time()) for user, net in self.pipeline.detector.known_networks()]
+        store.commit_batch([], [], self._committed, networks)
         self.enforcer.start(store, time.time())  # the saved bans, as at a start
-        store.set_ban_cursor(store.last_seq())
+        store.set_ban_cursor(seq)
         return notice
 
     async def _follow_loop(self) -> None:

@@ -8,6 +8,7 @@ Not thread-safe by design: one worker thread owns the connection (see ``worker.p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -94,6 +95,9 @@ def _ban(row: tuple[Any, ...]) -> Ban:
 
 
 STATE_MODE = 0o600  # client addresses, user names and bans: for the helper's eyes only
+# One scan for the three uses of /status's failed-login groups (the keyword is SQLite 3.35+;
+# older versions, RHEL 9's 3.34 say, may scan up to thrice, with the same result).
+_MATERIALIZED = "MATERIALIZED" if sqlite3.sqlite_version_info >= (3, 35) else ""
 SALVAGE_ROWS = 200_000  # rows tried one by one in a damaged table
 KERNEL_BAN_DAYS = 3650  # a kernel element without a timeout is kept that long
 KernelBans = Callable[[], Mapping[str, int | None]]
@@ -155,6 +159,7 @@ def rebuild_store(path: Path, now: float, problem: str, kernel_bans: KernelBans 
         if part.exists():
             part.rename(aside.with_name(aside.name + suffix))
     bans, allows = salvage(aside)
+    networks, devices = salvage_memory(aside)
     kernel: Mapping[str, int | None] = {}
     if kernel_bans is not None:
         try:
@@ -170,6 +175,10 @@ def rebuild_store(path: Path, now: float, problem: str, kernel_bans: KernelBans 
     store.put_bans(bans)
     for target, reason, created in allows:
         store.put_allow(target, reason, created)
+    # What users and the account were seen with: without it every known network would be new
+    # again after the next start, and every device a baseline that never alerts.
+    store.commit_batch((), [], None, networks)
+    store.record_devices(devices, [])
     message = (
         f"the database was damaged ({problem}); it was moved to {aside.name} and rebuilt"
         f" with {len(bans)} bans and {len(allows)} allow-list entries recovered"
@@ -206,6 +215,30 @@ def salvage(path: Path) -> tuple[list[Ban], list[tuple[str, str, float]]]:
     return list(bans.values()), list(allows.values())
 
 
+def salvage_memory(path: Path) -> tuple[list[tuple[str, str, float]], list[tuple[str, str, float]]]:
+    """Users' known networks and the account's known devices still readable in a damaged file."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return [], []
+    found: list[list[tuple[str, str, float]]] = []
+    try:
+        for table, columns in (
+            ("user_networks", "user, network, first_seen"),
+            ("account_devices", "id, name, first_seen"),
+        ):
+            found.append(
+                [
+                    (row[0], row[1], float(row[2]))
+                    for row in _readable_rows(db, table, columns)
+                    if isinstance(row[0], str) and isinstance(row[1], str) and isinstance(row[2], (int, float))
+                ]
+            )
+    finally:
+        db.close()
+    return found[0], found[1]
+
+
 def _readable_rows(db: sqlite3.Connection, table: str, columns: str) -> list[tuple[Any, ...]]:
     """Every row of *table* that can be read: in one scan, or row by row past damaged pages."""
     try:
@@ -213,6 +246,11 @@ def _readable_rows(db: sqlite3.Connection, table: str, columns: str) -> list[tup
     except sqlite3.DatabaseError:
         pass
     rows: list[tuple[Any, ...]] = []
+    try:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone() is None:
+            return rows
+    except sqlite3.DatabaseError:
+        return rows  # no readable schema (not a database at all): no row can be found by number
     try:
         top = db.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]  # noqa: S608
     except sqlite3.DatabaseError:
@@ -277,6 +315,24 @@ class Store:
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         # A database from before the cursor existed has had its alerts judged already.
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('ban_cursor', ?)", (str(self.last_seq()),))
+
+    def replace_with(self, fresh: Store) -> None:
+        """Use *fresh*'s connection from now on (a rebuilt file), closing this one.
+
+        Everyone who holds this store (the API, the session judge, the fleet push) follows.
+        """
+        old, self._db = self._db, fresh._db
+        with contextlib.suppress(sqlite3.Error):  # a damaged file's connection: nothing more is needed
+            old.close()
+
+    def continue_sequence(self, seq: int) -> None:
+        """Number the next alert after *seq*: a rebuilt file continues the stream clients follow."""
+        with self._db:
+            bumped = self._db.execute(
+                "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'alerts'", (seq,)
+            ).rowcount
+            if not bumped:
+                self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('alerts', ?)", (seq,))
 
     def damage(self) -> str | None:
         """What ``PRAGMA quick_check`` found wrong with the file (None: nothing)."""
@@ -371,7 +427,7 @@ class Store:
         objects on the worker thread, which the log pipeline shares (``/status`` is polled).
         """
         rows = self._db.execute(
-            "WITH per_ip AS MATERIALIZED"
+            f"WITH per_ip AS {_MATERIALIZED}"  # noqa: S608 - a keyword of ours
             " (SELECT ip, COUNT(*) AS n FROM failed_auth WHERE ts >= ? GROUP BY ip)"
             " SELECT ip, n, (SELECT SUM(n) FROM per_ip), (SELECT COUNT(*) FROM per_ip)"
             " FROM per_ip ORDER BY n DESC, ip LIMIT ?",

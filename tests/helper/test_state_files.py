@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import stat
@@ -10,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from plex_security_helper import monitor
 from plex_security_helper.cli import main
+from plex_security_helper.config import default_config_text, load_config
 from plex_security_helper.model import Ban
 from plex_security_helper.store import Store, is_damage, open_store
 from tests.helperproc import HelperProcess
-from tests.plexlines import failed_login
+from tests.plexlines import exchange, failed_login
 
 PAGE = 4096
 
@@ -112,9 +115,13 @@ def test_a_database_damaged_while_running_is_rebuilt_without_losing_the_batch(
     try:
         code, _ = helper.call("POST", "/api/v1/bans", {"ip": "203.0.113.66", "duration": 3600, "reason": "kept"})
         assert code == 201
-        # Four failures of one guesser (below the burst rule), committed before the damage.
+        # Before the damage: an alert (numbered), a user's network, and four failures of one
+        # guesser (below the burst rule).
+        helper.append(*[line for port in range(42000, 42005) for line in failed_login("203.0.113.9", port=port)])
+        helper.append(*exchange("192.0.2.10", 200, user="alice"))
         helper.append(*[line for port in range(41000, 41004) for line in failed_login("198.51.100.9", port=port)])
-        helper.wait_for(lambda s: s["failed_logins"]["total"] == 4)
+        before = helper.wait_for(lambda s: s["failed_logins"]["total"] == 9)["alerts"]["last_seq"]
+        assert before >= 1
         _damage_running_database(helper.root / "state.db")
         helper.append(*[line for port in range(40000, 40005) for line in failed_login("203.0.113.8", port=port)])
         # /status itself may be refused while the file is damaged: a clear error, then the rebuild.
@@ -127,7 +134,7 @@ def test_a_database_damaged_while_running_is_rebuilt_without_losing_the_batch(
                 assert code == 500 and "malformed" not in str(body), body
             time.sleep(0.05)
         assert notice is not None
-        assert "damaged" in notice and "moved to state.db.corrupt-" in notice and "1 bans" in notice
+        assert "damaged" in notice and "moved to state.db.corrupt-" in notice and "2 bans" in notice
         # The batch that failed on the damaged file is in the new one, and the detector kept
         # what it knew: the fifth failure of the guesser seen before the damage is a burst.
         helper.append(*failed_login("198.51.100.9", port=41004))
@@ -138,12 +145,22 @@ def test_a_database_damaged_while_running_is_rebuilt_without_losing_the_batch(
             timeout=10,
         )
         assert found["monitor"]["recording"] is True and found["monitor"]["error"] is None
-        assert "203.0.113.66" in {b["ip"] for b in helper.get("/api/v1/bans")["bans"]}
+        assert {"203.0.113.66", "203.0.113.9"} <= {b["ip"] for b in helper.get("/api/v1/bans")["bans"]}
+        # Alert numbers go on from the damaged file's: a client's cursor skips nothing.
+        after = helper.get(f"/api/v1/alerts?after={before}")["alerts"]
+        assert {a["ip"] for a in after} >= {"203.0.113.8", "198.51.100.9"}
+        assert all(a["seq"] > before for a in after)
         helper.stop()
         helper.start()  # the rebuilt file is sound and knows where the log was read to
         assert helper.get("/api/v1/status")["monitor"]["database_notice"] is None
         assert {a["ip"] for a in helper.get("/api/v1/alerts")["alerts"]} >= {"203.0.113.8", "198.51.100.9"}
         assert len(list(helper.root.glob("state.db.corrupt-*[0-9]"))) == 1
+        # alice's network, learnt before the damage, is in the new file: her first sign-in from
+        # elsewhere after the restart is a new location, not a first network learnt in silence.
+        helper.append(*exchange("198.51.100.77", 200, user="alice"))
+        helper.wait_for(
+            lambda s: any(a["kind"] == "new_location" for a in helper.get("/api/v1/alerts")["alerts"]), timeout=10
+        )
     finally:
         helper.stop()
 
@@ -237,3 +254,67 @@ def test_only_a_damaged_file_counts_as_damage(tmp_path: Path) -> None:
         holder.close()
     assert not is_damage(locked.value)
     assert not is_damage(ValueError("malformed"))
+
+
+def _flag(mon: monitor.Monitor) -> str | None:
+    """The monitor's damage report (read through a call: mypy keeps no narrowing across one)."""
+    return mon._damage
+
+
+def _kept(mon: monitor.Monitor) -> bool:
+    """Whether a batch waits for its commit to be retried."""
+    return mon._pending is not None
+
+
+def test_a_rebuild_keeps_the_store_its_holders_use_and_a_failed_one_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process, with a real Monitor: the damage report, the rebuild and its failure paths."""
+    log = tmp_path / "Plex Media Server.log"
+    log.write_text("")
+    config = tmp_path / "helper.toml"
+    config.write_text(default_config_text(token="x" * 40, log_path=str(log), database=str(tmp_path / "state.db")))
+
+    def damage(*_: object) -> None:
+        err = sqlite3.DatabaseError("database disk image is malformed")
+        err.sqlite_errorcode = 11
+        raise err
+
+    async def run() -> None:
+        mon = monitor.Monitor(load_config(config))
+        await mon.start()
+        try:
+            await steps(mon)
+        finally:
+            await mon.stop()
+
+    async def steps(mon: monitor.Monitor) -> None:
+        assert mon._task is not None
+        mon._task.cancel()  # the test drives the steps itself
+        await mon.run_in_worker(mon._step)
+        held = mon.store.failed_auth_summary  # as the API, the session judge and the fleet push hold it
+        with log.open("a") as handle:
+            handle.write(
+                "".join(f"{line}\n" for p in range(40000, 40006) for line in failed_login("203.0.113.8", port=p))
+            )
+        # Damage found while the batch's alert is checked against the bans: the batch is kept.
+        with monkeypatch.context() as patch:
+            patch.setattr(mon.enforcer, "unbanned_sources", damage)
+            with pytest.raises(sqlite3.DatabaseError):
+                await mon.run_in_worker(mon._step)
+        assert _kept(mon) and _flag(mon) is not None
+        # A rebuild that fails (a disk remounted read-only) leaves the store as it was.
+        with monkeypatch.context() as patch:
+            patch.setattr(monitor, "rebuild_store", lambda *_: (_ for _ in ()).throw(OSError(30, "read-only")))
+            await mon._rebuild()
+        assert _flag(mon) is None and await mon.run_in_worker(mon.store.last_seq) == 0
+        mon._damage, mon._next_rebuild = "database disk image is malformed", 0.0
+        await mon._rebuild()
+        assert mon.database_notice is not None and "moved to state.db.corrupt-" in mon.database_notice
+        await mon.run_in_worker(mon._step)  # the kept batch goes into the new file
+        assert not _kept(mon)
+        assert (await mon.run_in_worker(held, 0.0, 10))[0] == 6  # the store held before the swap works
+        stored = await mon.run_in_worker(mon.store.alerts_after, 0, 10)
+        assert [(a.kind, a.ip) for a in stored if a.kind != "banned"] == [("failed_login_burst", "203.0.113.8")]
+
+    asyncio.run(run())

@@ -264,6 +264,10 @@ class Detector:
         """How many sources are tracked right now (bounded by max_tracked_sources)."""
         return len(self._sources)
 
+    def known_networks(self) -> list[tuple[str, str]]:
+        """Every (user, network) a signed-in user was seen from (to write into a rebuilt database)."""
+        return [(user, net) for user, nets in self._user_networks.items() for net in sorted(nets)]
+
     def probable_proxies(self) -> list[str]:
         """Private addresses labelled WAN that carry several users: a proxy, never an attacker."""
         return sorted(ip for ip, users in self._private_wan.items() if len(users) >= PROXY_USERS)
