@@ -26,14 +26,24 @@ ISSUES: dict[str, tuple[ir.IssueSeverity, Callable[[Snapshot], bool]]] = {
     "probable_proxy": (ir.IssueSeverity.WARNING, lambda s: bool(_probable_proxies(s))),
     "plex_tv_two_factor_off": (ir.IssueSeverity.ERROR, lambda s: "plex_tv.two_factor_off" in _open_findings(s)),
     "plex_tv_inactive_users": (ir.IssueSeverity.WARNING, lambda s: "plex_tv.user_inactive" in _open_findings(s)),
+    # The helper moved a damaged database aside and rebuilt it (bans kept, history lost): said
+    # until the helper restarts, so that the owner learns the disk may be failing.
+    "database_rebuilt": (ir.IssueSeverity.WARNING, lambda s: bool(_monitor(s).get("database_notice"))),
+    # A batch waits for the database (a full disk, a locked file): nothing is lost, nothing new
+    # is recorded or banned until it is committed.
+    "not_recording": (ir.IssueSeverity.ERROR, lambda s: _monitor(s).get("recording") is False),
 }
+
+
+def _monitor(snapshot: Snapshot) -> dict[str, object]:
+    """The helper's monitor section ({} when missing)."""
+    monitor = snapshot.raw.get("monitor")
+    return monitor if isinstance(monitor, dict) else {}
 
 
 def _probable_proxies(snapshot: Snapshot) -> list[str]:
     """Private addresses Plex calls WAN that carry several users, not yet trusted as proxies."""
-    monitor = snapshot.raw.get("monitor") if isinstance(snapshot.raw.get("monitor"), dict) else {}
-    assert isinstance(monitor, dict)
-    found = monitor.get("probable_proxies")
+    found = _monitor(snapshot).get("probable_proxies")
     return [str(ip) for ip in found][:10] if isinstance(found, list) else []
 
 
@@ -48,6 +58,10 @@ def _placeholders(key: str, server: str, snapshot: Snapshot) -> dict[str, str]:
     values = {"server": server, "version": str(snapshot.plex.get("version") or "?")}
     if key == "probable_proxy":
         values["addresses"] = ", ".join(_probable_proxies(snapshot))
+    elif key == "database_rebuilt":
+        values["notice"] = str(_monitor(snapshot).get("database_notice") or "")[:300]
+    elif key == "not_recording":
+        values["error"] = str(_monitor(snapshot).get("error") or "unknown")[:300]
     return values
 
 

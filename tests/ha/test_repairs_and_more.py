@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,50 @@ async def test_repairs_appear_and_clear_themselves(
     await _press_audit(hass)
     assert _issues(hass) == set()
     assert state_of(hass, "binary_sensor.plex_security_127_0_0_1_vulnerable_plex_version") == "off"
+
+
+async def test_a_rebuilt_database_and_a_stalled_one_are_repairs(
+    hass: HomeAssistant, tmp_path: Path, plex: tuple[PlexState, int]
+) -> None:
+    helper = audited_helper(tmp_path / "damaged", plex[1])
+    (helper.root / "state.db").write_bytes(b"this is not a database" * 100)
+    await hass.async_add_executor_job(helper.start)
+    try:
+        entry = make_entry(helper)
+        await _setup(hass, entry)
+        rebuilt = ir.async_get(hass).async_get_issue(DOMAIN, f"database_rebuilt_{ENTRY_ID}")
+        assert rebuilt is not None and rebuilt.severity is ir.IssueSeverity.WARNING
+        assert "moved to state.db.corrupt-" in (rebuilt.translation_placeholders or {})["notice"]
+        assert "not_recording" not in _issues(hass)
+        # Another program holds the database's write lock: the helper keeps the batch, says so,
+        # and records it once the lock is gone.
+        db = await hass.async_add_executor_job(
+            lambda: sqlite3.connect(helper.root / "state.db", isolation_level=None, check_same_thread=False)
+        )
+        await hass.async_add_executor_job(db.execute, "BEGIN EXCLUSIVE")
+        try:
+            lines = [line for port in range(40000, 40005) for line in failed_login("203.0.113.70", port=port)]
+            await hass.async_add_executor_job(helper.append, *lines)
+            await hass.async_add_executor_job(
+                lambda: helper.wait_for(lambda s: s["monitor"]["recording"] is False, timeout=30)
+            )
+            await entry.runtime_data.coordinator.async_refresh()
+            await hass.async_block_till_done()
+            stalled = ir.async_get(hass).async_get_issue(DOMAIN, f"not_recording_{ENTRY_ID}")
+            assert stalled is not None and stalled.severity is ir.IssueSeverity.ERROR
+            assert "locked" in (stalled.translation_placeholders or {})["error"]
+        finally:
+            await hass.async_add_executor_job(db.execute, "ROLLBACK")
+            await hass.async_add_executor_job(db.close)
+        await hass.async_add_executor_job(
+            lambda: helper.wait_for(lambda s: s["monitor"]["recording"] and s["alerts"]["count_24h"] == 1, timeout=30)
+        )
+        await entry.runtime_data.coordinator.async_refresh()
+        await hass.async_block_till_done()
+        assert "not_recording" not in _issues(hass)
+        assert "database_rebuilt" in _issues(hass)  # until the helper restarts
+    finally:
+        await hass.async_add_executor_job(helper.stop)
 
 
 async def test_audit_button_says_when_the_helper_limits_it(
