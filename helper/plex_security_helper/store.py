@@ -159,7 +159,7 @@ def rebuild_store(path: Path, now: float, problem: str, kernel_bans: KernelBans 
         if part.exists():
             part.rename(aside.with_name(aside.name + suffix))
     bans, allows = salvage(aside)
-    networks, devices = salvage_memory(aside)
+    networks, devices, outbox = salvage_memory(aside)
     kernel: Mapping[str, int | None] = {}
     if kernel_bans is not None:
         try:
@@ -179,6 +179,7 @@ def rebuild_store(path: Path, now: float, problem: str, kernel_bans: KernelBans 
     # again after the next start, and every device a baseline that never alerts.
     store.commit_batch((), [], None, networks)
     store.record_devices(devices, [])
+    store.add_outbox(outbox, now)  # what CrowdSec's LAPI was still to be told, in its order
     message = (
         f"the database was damaged ({problem}); it was moved to {aside.name} and rebuilt"
         f" with {len(bans)} bans and {len(allows)} allow-list entries recovered"
@@ -215,13 +216,16 @@ def salvage(path: Path) -> tuple[list[Ban], list[tuple[str, str, float]]]:
     return list(bans.values()), list(allows.values())
 
 
-def salvage_memory(path: Path) -> tuple[list[tuple[str, str, float]], list[tuple[str, str, float]]]:
-    """Users' known networks and the account's known devices still readable in a damaged file."""
+def salvage_memory(
+    path: Path,
+) -> tuple[list[tuple[str, str, float]], list[tuple[str, str, float]], list[OutboxItem]]:
+    """What else a damaged file still holds: users' networks, account devices, unsent fleet messages."""
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error:
-        return [], []
+        return [], [], []
     found: list[list[tuple[str, str, float]]] = []
+    outbox: list[OutboxItem] = []
     try:
         for table, columns in (
             ("user_networks", "user, network, first_seen"),
@@ -234,9 +238,15 @@ def salvage_memory(path: Path) -> tuple[list[tuple[str, str, float]], list[tuple
                     if isinstance(row[0], str) and isinstance(row[1], str) and isinstance(row[2], (int, float))
                 ]
             )
+        rows = _readable_rows(db, "outbox", "id, op, body")
+        for _, op, body in sorted(rows, key=lambda row: row[0] if isinstance(row[0], int) else 0):
+            with contextlib.suppress(TypeError, ValueError):  # a damaged row is not a message
+                message = json.loads(body)
+                if isinstance(op, str) and isinstance(message, dict):
+                    outbox.append(OutboxItem(op, message))
     finally:
         db.close()
-    return found[0], found[1]
+    return found[0], found[1], outbox
 
 
 def _readable_rows(db: sqlite3.Connection, table: str, columns: str) -> list[tuple[Any, ...]]:

@@ -15,7 +15,7 @@ from plex_security_helper import monitor
 from plex_security_helper.cli import main
 from plex_security_helper.config import default_config_text, load_config
 from plex_security_helper.model import Ban
-from plex_security_helper.store import Store, is_damage, open_store
+from plex_security_helper.store import OutboxItem, Store, is_damage, open_store
 from tests.helperproc import HelperProcess
 from tests.plexlines import exchange, failed_login
 
@@ -163,6 +163,26 @@ def test_a_database_damaged_while_running_is_rebuilt_without_losing_the_batch(
         )
     finally:
         helper.stop()
+
+
+def test_a_rebuilt_database_keeps_networks_devices_and_unsent_fleet_messages(tmp_path: Path) -> None:
+    now = time.time()
+    path = tmp_path / "state.db"
+    store = Store(path)
+    store.commit_batch([], [], None, [("alice", "192.0.2.0/24", now)])
+    store.record_devices([("dev-1", "Living room TV", now)], [])
+    store.add_outbox([OutboxItem("alert", {"ip": "203.0.113.5"}), OutboxItem("delete", {"ip": "203.0.113.6"})], now)
+    store.close()
+    _damaged_database(path, now)
+    rebuilt, notice = open_store(path, now + 1)
+    try:
+        assert notice is not None and "rebuilt" in notice
+        assert rebuilt.user_networks() == [("alice", "192.0.2.0/24")]
+        assert rebuilt.account_devices() == {"dev-1"}
+        due = rebuilt.outbox_due(now + 2, 10)
+        assert [(m.op, m.body) for m in due] == [("alert", {"ip": "203.0.113.5"}), ("delete", {"ip": "203.0.113.6"})]
+    finally:
+        rebuilt.close()
 
 
 def test_bans_the_kernel_still_holds_come_back_into_a_rebuilt_database(tmp_path: Path) -> None:
