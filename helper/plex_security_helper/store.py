@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +158,8 @@ def rebuild_store(path: Path, now: float, problem: str, kernel_bans: KernelBans 
         part = path.with_name(path.name + suffix)
         if part.exists():
             part.rename(aside.with_name(aside.name + suffix))
-    bans, allows = salvage(aside)
-    networks, devices, outbox = salvage_memory(aside)
+    saved = salvage(aside)
+    bans, allows = saved.bans, saved.allows
     kernel: Mapping[str, int | None] = {}
     if kernel_bans is not None:
         try:
@@ -177,9 +177,9 @@ def rebuild_store(path: Path, now: float, problem: str, kernel_bans: KernelBans 
         store.put_allow(target, reason, created)
     # What users and the account were seen with: without it every known network would be new
     # again after the next start, and every device a baseline that never alerts.
-    store.commit_batch((), [], None, networks)
-    store.record_devices(devices, [])
-    store.add_outbox(outbox, now)  # what CrowdSec's LAPI was still to be told, in its order
+    store.commit_batch((), [], None, saved.networks)
+    store.record_devices(saved.devices, [])
+    store.add_outbox(saved.outbox, now)  # what CrowdSec's LAPI was still to be told, in its order
     message = (
         f"the database was damaged ({problem}); it was moved to {aside.name} and rebuilt"
         f" with {len(bans)} bans and {len(allows)} allow-list entries recovered"
@@ -187,19 +187,30 @@ def rebuild_store(path: Path, now: float, problem: str, kernel_bans: KernelBans 
     return store, message
 
 
-def salvage(path: Path) -> tuple[list[Ban], list[tuple[str, str, float]]]:
-    """The bans and allow-list entries still readable in a damaged database file."""
-    bans: dict[str, Ban] = {}
-    allows: dict[str, tuple[str, str, float]] = {}
+@dataclass(slots=True)
+class Salvage:
+    """What a damaged database file still holds that a rebuilt one must not lose."""
+
+    bans: list[Ban] = field(default_factory=list)
+    allows: list[tuple[str, str, float]] = field(default_factory=list)  # (target, reason, created)
+    networks: list[tuple[str, str, float]] = field(default_factory=list)  # (user, network, first seen)
+    devices: list[tuple[str, str, float]] = field(default_factory=list)  # (id, name, first seen)
+    outbox: list[OutboxItem] = field(default_factory=list)  # unsent fleet messages, oldest first
+
+
+def salvage(path: Path) -> Salvage:
+    """Everything still readable in a damaged database file, row by row past damaged pages."""
+    found = Salvage()
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error:
-        return [], []
+        return found
     try:
         # A file from before enforce_at existed has the other columns: its bans are the host's.
         rows = _readable_rows(db, "bans", _BAN_COLUMNS) or [
             (*row, "host") for row in _readable_rows(db, "bans", _BAN_COLUMNS.removesuffix(", enforce_at"))
         ]
+        bans: dict[str, Ban] = {}
         for row in rows:
             numbers = (row[1], row[2], row[5])
             if (
@@ -208,45 +219,28 @@ def salvage(path: Path) -> tuple[list[Ban], list[tuple[str, str, float]]]:
                 and all(isinstance(n, (int, float)) for n in numbers)
             ):
                 bans[row[0]] = _ban(row)
-        for row in _readable_rows(db, "allows", "target, reason, created"):
-            if isinstance(row[0], str) and isinstance(row[1], str) and isinstance(row[2], (int, float)):
-                allows[row[0]] = (row[0], row[1], float(row[2]))
-    finally:
-        db.close()
-    return list(bans.values()), list(allows.values())
-
-
-def salvage_memory(
-    path: Path,
-) -> tuple[list[tuple[str, str, float]], list[tuple[str, str, float]], list[OutboxItem]]:
-    """What else a damaged file still holds: users' networks, account devices, unsent fleet messages."""
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error:
-        return [], [], []
-    found: list[list[tuple[str, str, float]]] = []
-    outbox: list[OutboxItem] = []
-    try:
-        for table, columns in (
-            ("user_networks", "user, network, first_seen"),
-            ("account_devices", "id, name, first_seen"),
-        ):
-            found.append(
-                [
-                    (row[0], row[1], float(row[2]))
-                    for row in _readable_rows(db, table, columns)
-                    if isinstance(row[0], str) and isinstance(row[1], str) and isinstance(row[2], (int, float))
-                ]
-            )
-        rows = _readable_rows(db, "outbox", "id, op, body")
-        for _, op, body in sorted(rows, key=lambda row: row[0] if isinstance(row[0], int) else 0):
+        found.bans = list(bans.values())
+        found.allows = list({t[0]: t for t in _triples(db, "allows", "target, reason, created")}.values())
+        found.networks = _triples(db, "user_networks", "user, network, first_seen")
+        found.devices = _triples(db, "account_devices", "id, name, first_seen")
+        outbox = _readable_rows(db, "outbox", "id, op, body")
+        for _, op, body in sorted(outbox, key=lambda row: row[0] if isinstance(row[0], int) else 0):
             with contextlib.suppress(TypeError, ValueError):  # a damaged row is not a message
                 message = json.loads(body)
                 if isinstance(op, str) and isinstance(message, dict):
-                    outbox.append(OutboxItem(op, message))
+                    found.outbox.append(OutboxItem(op, message))
     finally:
         db.close()
-    return found[0], found[1], outbox
+    return found
+
+
+def _triples(db: sqlite3.Connection, table: str, columns: str) -> list[tuple[str, str, float]]:
+    """The readable (text, text, number) rows of *table*; rows of other types are damage."""
+    return [
+        (row[0], row[1], float(row[2]))
+        for row in _readable_rows(db, table, columns)
+        if isinstance(row[0], str) and isinstance(row[1], str) and isinstance(row[2], (int, float))
+    ]
 
 
 def _readable_rows(db: sqlite3.Connection, table: str, columns: str) -> list[tuple[Any, ...]]:
