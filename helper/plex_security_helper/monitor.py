@@ -106,6 +106,10 @@ class Monitor:
         self._next_purge = 0.0
         self.error: str | None = None
         self._rate_window: list[tuple[float, int]] = []
+        # Lines read so far (worker thread), and how many of them the rate window has seen:
+        # counted at the read, so that lines whose commit failed still count as read.
+        self._read_total = 0
+        self._read_counted = 0
         self._committed: Position | None = None
         self._closing = False
         self._pending: _Pending | None = None
@@ -228,8 +232,9 @@ class Monitor:
     def _step(self) -> tuple[int, int]:
         """Read, parse, judge and commit whatever the log gained. Worker thread only.
 
-        Returns the lines this call read (each line is counted once, by the read that saw it,
-        not again by the commit that records it with others) and the newest alert number.
+        Returns the lines this call read and the newest alert number. Each line read is
+        counted once in ``_read_total``, by the read that saw it: not again by the commit that
+        records it with others, and not lost when that commit fails.
 
         A batch that cannot be committed (full disk, a locked or broken database) is kept and
         retried before anything new is read, so nothing is lost and nothing is judged twice.
@@ -238,6 +243,7 @@ class Monitor:
         if self._pending is not None:
             return 0, self._commit(self._pending)
         lines = self._follower.read_lines()
+        self._read_total += len(lines)
         now = time.monotonic()
         if not lines:
             quiet = self._quiet
@@ -380,7 +386,8 @@ class Monitor:
                 self.error = str(err)
                 count, last_seq = 0, self.last_seq
             now = time.monotonic()
-            self._rate_window.append((now, count))
+            read, self._read_counted = self._read_total - self._read_counted, self._read_total
+            self._rate_window.append((now, read))
             while self._rate_window and self._rate_window[0][0] < now - 60:
                 self._rate_window.pop(0)
             if now >= self._next_reconcile:

@@ -60,6 +60,8 @@ def test_a_full_disk_stops_recording_loses_nothing_and_recovers(
         filler.unlink()
         status = helper.wait_for(lambda s: s["monitor"]["recording"] and s["failed_logins"]["total"] == 200, 15)
         assert status["monitor"]["error"] is None
+        # The lines whose commit failed were read once and count once in the rate.
+        assert status["monitor"]["lines_per_minute"] == len(attack)
         alerts = helper.get("/api/v1/alerts?after=0")["alerts"]
         assert [(a["kind"], a["ip"]) for a in alerts] == [
             ("failed_login_burst", "203.0.113.5"),
