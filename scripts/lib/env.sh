@@ -68,28 +68,34 @@ ensure_tool_venv() {
     echo "$spec" >"$dir/.spec"
 }
 
-# A Debian 12 root filesystem from Debian's own packages, for the install test
-# (tests/system/test_install.py). Built once with debootstrap and kept under
-# /var/cache/plex-security-tests/ (a stamp names what it was built from); tests copy it.
+# Debian 12 and 13 root filesystems from Debian's own packages, for the install test
+# (tests/system/test_install.py). Each is built once with debootstrap and kept under
+# /var/cache/plex-security-tests/<name> (a stamp names what it was built from); tests overlay it.
 ROOTFS_CACHE="${ROOTFS_CACHE:-/var/cache/plex-security-tests}"
-ROOTFS_SUITE=bookworm
+ROOTFS_RELEASES="debian12:bookworm debian13:trixie"
 ROOTFS_PACKAGES="python3,python3-venv,python3-pip,systemd,nftables,util-linux,passwd,ca-certificates,openssl"
 ensure_rootfs() {
-    local dir="$ROOTFS_CACHE/debian12" spec="debootstrap $ROOTFS_SUITE minbase $ROOTFS_PACKAGES" tmp
+    local release
+    for release in $ROOTFS_RELEASES; do
+        ensure_one_rootfs "${release%%:*}" "${release#*:}" || return 1
+    done
+}
+ensure_one_rootfs() {
+    local name="$1" suite="$2" dir="$ROOTFS_CACHE/$1" spec="debootstrap $2 minbase $ROOTFS_PACKAGES" tmp
     if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$spec" ]; then
         return 0
     fi
     if [ "$(id -u)" -ne 0 ] || ! command -v debootstrap >/dev/null; then
-        echo "note: cannot build the Debian 12 root filesystem (needs root and debootstrap)" >&2
+        echo "note: cannot build the $name root filesystem (needs root and debootstrap)" >&2
         return 0
     fi
-    echo "==> building a Debian 12 root filesystem with debootstrap (once; cached in $dir)"
+    echo "==> building a $name ($suite) root filesystem with debootstrap (once; cached in $dir)"
     mkdir -p "$ROOTFS_CACHE"
-    tmp="$ROOTFS_CACHE/debian12.new"
+    tmp="$ROOTFS_CACHE/$name.new"
     rm -rf "$tmp"
-    debootstrap --variant=minbase --include="$ROOTFS_PACKAGES" "$ROOTFS_SUITE" "$tmp" http://deb.debian.org/debian \
-        >"$ROOTFS_CACHE/debootstrap.log" 2>&1 || {
-        echo "error: debootstrap failed; see $ROOTFS_CACHE/debootstrap.log" >&2
+    debootstrap --variant=minbase --include="$ROOTFS_PACKAGES" "$suite" "$tmp" http://deb.debian.org/debian \
+        >"$ROOTFS_CACHE/debootstrap-$name.log" 2>&1 || {
+        echo "error: debootstrap of $suite failed; see $ROOTFS_CACHE/debootstrap-$name.log" >&2
         return 1
     }
     rm -rf "$tmp/var/cache/apt/archives/"*.deb
