@@ -68,20 +68,36 @@ ensure_tool_venv() {
     echo "$spec" >"$dir/.spec"
 }
 
-# Debian 12 and 13 root filesystems from Debian's own packages, for the install test
-# (tests/system/test_install.py). Each is built once with debootstrap and kept under
+# Debian 12, Debian 13 and Ubuntu 24.04 root filesystems from each one's own packages, for the
+# install test (tests/system/test_install.py). Each is built once with debootstrap and kept under
 # /var/cache/plex-security-tests/<name> (a stamp names what it was built from); tests overlay it.
 ROOTFS_CACHE="${ROOTFS_CACHE:-/var/cache/plex-security-tests}"
-ROOTFS_RELEASES="debian12:bookworm debian13:trixie"
 ROOTFS_PACKAGES="python3,python3-venv,python3-pip,systemd,nftables,util-linux,passwd,ca-certificates,openssl"
+DEBIAN_MIRROR=http://deb.debian.org/debian
+UBUNTU_MIRROR=http://archive.ubuntu.com/ubuntu
+# Debian's debootstrap does not carry Ubuntu's archive key: Ubuntu's own keyring package, pinned
+# by its SHA-256, verifies the archive's Release file as Debian's keyring does for Debian.
+UBUNTU_KEYRING_DEB=pool/main/u/ubuntu-keyring/ubuntu-keyring_2023.11.28.1_all.deb
+UBUNTU_KEYRING_SHA256=36de43b15853ccae0028e9a767613770c704833f82586f28eb262f0311adb8a8
 ensure_rootfs() {
-    local release
-    for release in $ROOTFS_RELEASES; do
-        ensure_one_rootfs "${release%%:*}" "${release#*:}" || return 1
-    done
+    ensure_one_rootfs debian12 bookworm "$DEBIAN_MIRROR" || return 1
+    ensure_one_rootfs debian13 trixie "$DEBIAN_MIRROR" || return 1
+    ensure_one_rootfs ubuntu2404 noble "$UBUNTU_MIRROR" ubuntu || return 1
+}
+ubuntu_keyring() {
+    local dir="$ROOTFS_CACHE/ubuntu-keyring"
+    if [ ! -f "$dir/usr/share/keyrings/ubuntu-archive-keyring.gpg" ]; then
+        rm -rf "$dir" "$dir.deb"
+        curl -fsS -o "$dir.deb" "$UBUNTU_MIRROR/$UBUNTU_KEYRING_DEB" || return 1
+        echo "$UBUNTU_KEYRING_SHA256  $dir.deb" | sha256sum -c --quiet - || return 1
+        dpkg-deb -x "$dir.deb" "$dir" && rm -f "$dir.deb"
+    fi
+    echo "$dir/usr/share/keyrings/ubuntu-archive-keyring.gpg"
 }
 ensure_one_rootfs() {
-    local name="$1" suite="$2" dir="$ROOTFS_CACHE/$1" spec="debootstrap $2 minbase $ROOTFS_PACKAGES" tmp
+    local name="$1" suite="$2" mirror="$3" distro="${4:-debian}" tmp keyring
+    local dir="$ROOTFS_CACHE/$name" spec="debootstrap $2 minbase $ROOTFS_PACKAGES"
+    local args=(--variant=minbase --include="$ROOTFS_PACKAGES")
     if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$spec" ]; then
         return 0
     fi
@@ -93,7 +109,17 @@ ensure_one_rootfs() {
     mkdir -p "$ROOTFS_CACHE"
     tmp="$ROOTFS_CACHE/$name.new"
     rm -rf "$tmp"
-    debootstrap --variant=minbase --include="$ROOTFS_PACKAGES" "$suite" "$tmp" http://deb.debian.org/debian \
+    local script=()
+    if [ "$distro" = ubuntu ]; then
+        keyring=$(ubuntu_keyring) || {
+            echo "error: could not fetch and check Ubuntu's keyring package" >&2
+            return 1
+        }
+        # python3-pip is in universe; gutsy is the script every Ubuntu release since uses.
+        args+=("--components=main,universe" "--keyring=$keyring")
+        script=(/usr/share/debootstrap/scripts/gutsy)
+    fi
+    debootstrap "${args[@]}" "$suite" "$tmp" "$mirror" "${script[@]}" \
         >"$ROOTFS_CACHE/debootstrap-$name.log" 2>&1 || {
         echo "error: debootstrap of $suite failed; see $ROOTFS_CACHE/debootstrap-$name.log" >&2
         return 1

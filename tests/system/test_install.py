@@ -1,6 +1,8 @@
-"""The README's install, run as written in Debian 12 and 13 root filesystems with Debian's own python3.
+"""The README's install, run as written in Debian 12, Debian 13 and Ubuntu 24.04 root filesystems.
 
-scripts/test builds the root filesystem once with debootstrap (scripts/lib/env.sh, ensure_rootfs);
+Each release's own python3 runs it (Debian's 3.11 and 3.13, Ubuntu's 3.12).
+
+scripts/test builds each root filesystem once with debootstrap (scripts/lib/env.sh, ensure_rootfs);
 each run mounts an overlay on it, so the cache stays clean. The README's lines run in a chroot;
 the helper then starts the way its systemd unit starts it (the unit's user, groups, capabilities,
 umask and descriptor limit, read from the installed unit) in a network namespace of its own, and
@@ -28,7 +30,7 @@ pytestmark = pytest.mark.system
 REPO = Path(__file__).resolve().parents[2]
 ROOTFS_CACHE = Path(os.environ.get("ROOTFS_CACHE", "/var/cache/plex-security-tests"))
 # Each release scripts/lib/env.sh builds (ROOTFS_RELEASES), with the python3 it ships.
-RELEASES = {"debian12": (3, 11), "debian13": (3, 13)}
+RELEASES = {"debian12": (3, 11), "debian13": (3, 13), "ubuntu2404": (3, 12)}
 SRC = "/usr/src/plex_security"  # where the repository copy sits inside the root filesystem
 PLEX_DIR = "/var/lib/plexmediaserver/Library/Application Support/Plex Media Server"
 UNIT = "/etc/systemd/system/plex-security-helper.service"
@@ -202,10 +204,10 @@ def _helper_process(fs: Rootfs) -> int:
 
 
 @pytest.mark.parametrize("rootfs", list(RELEASES), indirect=True)
-def test_the_readme_install_on_debian(rootfs: Rootfs) -> None:
+def test_the_readme_install_on_each_release(rootfs: Rootfs) -> None:
     fs = rootfs
     python = fs.chroot("python3 -c 'import sys; print(sys.version_info[:2])'").stdout.strip()
-    assert python == str(RELEASES[fs.release])  # Debian's own python3, not one the test brought
+    assert python == str(RELEASES[fs.release])  # the release's own python3, not one the test brought
     _plex_is_installed(fs)
     lines = readme_install_lines()
     assert lines[-2].startswith("sudo systemctl") and lines[-1] == "sudo plex-security-helper status"
@@ -213,7 +215,7 @@ def test_the_readme_install_on_debian(rootfs: Rootfs) -> None:
     for line in lines[:-2]:
         command = line.replace("sudo ", "").replace("--host 192.168.1.5", "--host 127.0.0.1")
         if command.startswith("apt-get install"):
-            # Done when the root filesystem was built from Debian's packages: check it is there.
+            # Done when the root filesystem was built from the release's packages: check it is there.
             for package in command.split()[3:]:
                 fs.chroot(f"dpkg-query -W -f='${{Status}}' {package} | grep -q 'install ok installed'")
             continue
