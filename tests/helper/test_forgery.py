@@ -4,8 +4,11 @@ request paths. No address other than the writer's own may ever be judged for it.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from urllib.parse import quote
 
+from plex_security_helper.logwatch.scan import scan_files
+from plex_security_helper.thresholds import DetectConfig
 from tests.helperproc import HelperProcess
 from tests.plexlines import exchange, failed_login, stamp
 
@@ -75,3 +78,31 @@ def test_forged_lines_never_frame_anyone_but_the_writer(helper: HelperProcess) -
     assert bans == {WRITER, ATTACKER}
     status = helper.get("/api/v1/status")
     assert {row["ip"] for row in status["failed_logins"]["top"]} == {ATTACKER}
+
+
+def test_a_carriage_return_inside_forged_lines_frames_nobody(helper: HelperProcess, tmp_path: Path) -> None:
+    """A lone CR does not cut a line for the log's readers, so the guard must not cut the message
+    there either: before, the forged lines (each with a CR and more text) were not among the lines
+    it expected, passed as real, and framed the victim while the writer went unflagged."""
+    t1 = datetime.now() - timedelta(seconds=20)
+    forged = [
+        f"{line} \rx"  # after a space: the Completed grammar ends at one
+        for k in range(6)
+        for line in _forged_failures(VICTIMS[0], t1 + timedelta(milliseconds=k), 41000 + k)
+    ]
+    message = quote("hello\n" + "\n".join(forged), safe="")
+    request, completed = exchange(
+        WRITER, 200, f"/log?source=web&level=2&message={message}", user="mallory", when=t1, port=33000
+    )
+    lines = [request, f"{stamp(t1)} [140000000000042] INFO - [Req#1/web] hello", *forged, completed]
+    log = tmp_path / "forged.log"
+    log.write_bytes("".join(f"{line}\n" for line in lines).encode())
+    report = scan_files([log], DetectConfig())
+    assert {ip: rep.verdict() for ip, rep in report.addresses.items()} == {WRITER: "ban"}
+    assert {a["kind"] for a in report.alerts} == {"log_injection"}
+
+    helper.append(*lines)
+    helper.wait_for(lambda s: s["alerts"]["count_24h"] >= 1, timeout=10)
+    alerts = helper.get("/api/v1/alerts?after=0")["alerts"]
+    assert {(a["kind"], a["ip"]) for a in alerts if a["kind"] != "banned"} == {("log_injection", WRITER)}
+    assert helper.get("/api/v1/status")["failed_logins"]["top"] == []

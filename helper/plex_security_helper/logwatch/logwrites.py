@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from .plexlog import LogRecord
+from .plexlog import LogRecord, log_lines
 
 # Lines a single write may hold before the window is given up (and its held lines released).
 HOLD_LIMIT = 20_000
@@ -52,6 +52,9 @@ def message_lines(path: str) -> list[list[str]] | None:
         text = query if plus_is_space else query.replace("+", "%2B")
         for key, value in parse_qsl(text, keep_blank_values=True):
             if key == "message":
+                # Written as it is, the text becomes the lines a reader cuts (a lone CR stays
+                # inside a line); a Plex that broke lines at every CR would write these instead.
+                variants.append(log_lines(value))
                 variants.append(_BREAK.split(value))
     return variants or None
 

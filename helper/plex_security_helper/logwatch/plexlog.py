@@ -250,6 +250,16 @@ class LogParser:
         )
 
 
+def log_lines(text: str) -> list[str]:
+    """*text* cut into lines as every reader of the log cuts it: at each newline, trailing CRs off.
+
+    A lone CR inside a line does not cut it. The log-write guard predicts the lines of a client's
+    message with this same rule, so a forged line reads the same to both (logwrites.py).
+    """
+    lines = text.split("\n")
+    return [line.rstrip("\r") for line in lines] if "\r" in text else lines
+
+
 def looks_like_access(line: str) -> bool:
     """An access line's markers (for counting lines that should have parsed and did not)."""
     return "Request: [" in line or "Completed: [" in line or "connection close: [" in line

@@ -16,6 +16,7 @@ from typing import Any
 from ..model import BAN_KINDS, AddressTally, Alert
 from ..thresholds import DetectConfig
 from .pipeline import JOINER_CAPACITY, Batch, Pipeline
+from .plexlog import log_lines
 
 _ROTATED = re.compile(r"\.(\d+)\.log$")
 READ_CHUNK = 1 << 22
@@ -53,10 +54,7 @@ def read_chunks(path: Path, progress: Callable[[int], None] | None = None) -> It
 
 
 def _lines(data: bytes) -> list[str]:
-    text = data.decode("utf-8", "replace")
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-    return text.split("\n")
+    return log_lines(data.decode("utf-8", "replace"))
 
 
 @dataclass(slots=True)

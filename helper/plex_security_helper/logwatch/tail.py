@@ -258,7 +258,7 @@ class LogFollower:
                 break
             if self._skipping:
                 self._skipping = False
-            else:
+            else:  # cut as plexlog.log_lines cuts: the log-write guard predicts lines by it
                 out.append(buf[start:nl].decode("utf-8", "replace").rstrip("\r"))
             start = nl + 1
         rest = buf[start:]
