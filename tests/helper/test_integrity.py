@@ -18,6 +18,7 @@ import pytest
 
 from plex_security_helper.logwatch.detect import RULE_SPAN, is_probe
 from plex_security_helper.logwatch.pipeline import Pipeline
+from plex_security_helper.logwatch.plexlog import forwarded_client
 from plex_security_helper.logwatch.scan import ScanReport, scan_lines
 from plex_security_helper.thresholds import DetectConfig
 from tests.helperproc import HelperProcess
@@ -170,6 +171,39 @@ def test_forwarded_for_is_believed_only_from_a_trusted_proxy() -> None:
     assert trusted["203.0.113.44"][0] == "ban"
     assert VICTIM not in trusted
     assert proxy not in trusted or trusted[proxy][0] == "ok"
+
+
+@pytest.mark.parametrize(
+    "dump",
+    [
+        # A fake header inside the client's X-Forwarded-For: the proxy's entry lands behind it.
+        f" / X-Forwarded-For => {VICTIM} / Zz => q, 203.0.113.44 / X-Real-Ip => 203.0.113.44",
+        # A second X-Forwarded-For written inside another header's value.
+        f" / X-Forwarded-For => 203.0.113.44 / X-Plex-Product => a / X-Forwarded-For => {VICTIM}",
+    ],
+    ids=["fake-header-end", "second-header"],
+)
+def test_forwarded_for_text_the_client_wrote_frames_nobody(dump: str) -> None:
+    """Readings of the dump that name different clients are refused: before, the first one
+    framed the victim for the real client's failures."""
+    lines: list[str] = []
+    for n in range(6):
+        request, completed = failed_login("172.30.0.2", when=at(n), port=32100 + n)
+        lines += [request + dump, completed]
+    found = verdicts(lines, trusted_proxies=["172.30.0.2"])
+    assert VICTIM not in found
+    assert found["172.30.0.2"] == ("ok", [])  # the proxy's own requests: judged against nobody
+
+
+@pytest.mark.timeout(30)
+def test_a_long_forwarded_for_value_is_read_in_linear_work() -> None:
+    # 256 KB of spaces inside the value: the old pattern tried the end of the value at each one.
+    dump = " / X-Forwarded-For => 203.0.113.44" + " " * 262_144 + "x / X-Plex-Product => Plex Web"
+    assert forwarded_client(dump, lambda ip: ip == "172.30.0.2") is None  # "…x" is no address
+    assert (
+        forwarded_client(" / X-Forwarded-For => 203.0.113.44 / X-Plex-Product => Plex Web", lambda ip: False)
+        == "203.0.113.44"
+    )
 
 
 def test_a_trusted_proxy_without_a_forwarded_address_is_judged_by_nobody() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,8 +73,13 @@ _LINE_FAST = re.compile(
 )
 assert _LINE_FAST.pattern.count("([^ ]+)") == 2, "both paths take the fast form"
 _STAMP = re.compile(r"[A-Z][a-z]{2} \d{2}, \d{4} \d{2}:\d{2}:\d{2}", re.ASCII)
-# Header dumps: `` / Name => value`` in alphabetical order, values may hold " / ".
-_FORWARDED = re.compile(r" / X-Forwarded-For => (?P<value>.*?)(?= / [A-Za-z0-9-]{1,64} => |\s*$)", re.IGNORECASE)
+# Header dumps: `` / Name => value`` in alphabetical order. Values are the client's text and may
+# hold `` / Name => `` themselves, so where a value ends cannot be told from the dump alone.
+_FORWARDED = re.compile(r" / X-Forwarded-For => ", re.IGNORECASE)
+_HEADER = re.compile(r" / [A-Za-z0-9-]{1,64} => ")
+# Readings of where X-Forwarded-For ends that are compared; a dump with more after it is refused.
+MAX_READINGS = 64
+_MAX_ENTRY = 64  # longer than any address with brackets, quotes and a zone
 _CLASSES = {c.value: c for c in NetClass}
 
 
@@ -114,17 +120,38 @@ def canonical_ip(text: str) -> str | None:
 
 
 def forwarded_client(tail: str, is_proxy: Callable[[str], bool]) -> str | None:
-    """The client a trusted proxy forwarded for, from the X-Forwarded-For values of a header dump.
+    """The client a trusted proxy forwarded for, from the X-Forwarded-For value of a header dump.
 
-    Every X-Forwarded-For value, in order, is one list (RFC 7239 semantics); the rightmost entry
-    that is not itself a trusted proxy is the client, since a client can only prepend. None when
-    there is no usable entry.
+    The proxy appends the address it saw, so the rightmost entry that is not itself a trusted
+    proxy is the client (RFC 7239 semantics: a client can only prepend). The client's own text
+    can hold a second ``X-Forwarded-For =>`` or a fake `` / Name => `` that ends the value early
+    (the proxy's entry then lands behind it): so every place the value may end is read, and the
+    address is believed only when all readings that name one name the same. Otherwise, or when
+    there is none, None: the request is the proxy's own, judged against nobody, never framed on
+    an address the client chose.
     """
-    entries: list[str] = []
-    for found in _FORWARDED.finditer(tail):
-        entries += found.group("value").split(",")
-    for entry in reversed(entries):
-        ip = canonical_ip(entry.strip().strip('[]"'))
+    marks = list(_FORWARDED.finditer(tail))
+    if len(marks) != 1:
+        return None  # no header, or one the client wrote inside another header's value
+    start = marks[0].end()
+    ends = [m.start() for m in itertools.islice(_HEADER.finditer(tail, start), MAX_READINGS + 1)]
+    if len(ends) > MAX_READINGS:
+        return None
+    found: str | None = None
+    for end in (*ends, len(tail)):
+        client = _rightmost_client(tail[start:end], is_proxy)
+        if client is not None:
+            if found is not None and client != found:
+                return None
+            found = client
+    return found
+
+
+def _rightmost_client(value: str, is_proxy: Callable[[str], bool]) -> str | None:
+    """The rightmost entry of one reading of X-Forwarded-For that is not a trusted proxy."""
+    for entry in reversed(value.split(",")):
+        text = entry.strip().strip('[]"')
+        ip = canonical_ip(text) if len(text) <= _MAX_ENTRY else None
         if ip is None:
             return None
         if not is_proxy(ip):
