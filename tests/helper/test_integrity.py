@@ -18,7 +18,7 @@ import pytest
 
 from plex_security_helper.logwatch.detect import RULE_SPAN, is_probe
 from plex_security_helper.logwatch.pipeline import Pipeline
-from plex_security_helper.logwatch.plexlog import forwarded_client
+from plex_security_helper.logwatch.plexlog import MAX_PATH, forwarded_client
 from plex_security_helper.logwatch.scan import ScanReport, scan_lines
 from plex_security_helper.thresholds import DetectConfig
 from tests.helperproc import HelperProcess
@@ -272,6 +272,21 @@ def test_probe_rules_look_at_a_bounded_prefix() -> None:
     assert not is_probe("/hubs/search?query=select+a+movie+from+1990")  # a title, not SQL
     assert is_probe("/library/sections?id=1%20union%20select%201,2")
     assert is_probe("/library/sections?x=select%20a%20from%20b")
+
+
+def test_padding_a_path_past_4_kb_hides_no_exploit_and_no_probe() -> None:
+    """The rules read all the parser keeps of a path (8 KB): before, 4,100 characters of padding
+    before the payload hid an exploit (a ban on the first hit) and every probe after it."""
+    pad = "&a=" + "A" * 4100
+    lines = exchange(
+        "203.0.113.90", 200, f"/photo/:/transcode?width=1{pad}&url=file%3A%2F%2F%2Fetc%2Fpasswd", when=at(0)
+    )
+    for n in range(3):
+        lines += exchange("203.0.113.90", 404, f"/x?{pad}&f=../../../../etc/passwd", when=at(1 + n), port=5100 + n)
+    assert len(lines[0]) < MAX_PATH + 200  # within what the parser keeps of the path
+    found = verdicts(lines)
+    assert found["203.0.113.90"][0] == "ban"
+    assert {"exploit", "probe"} <= set(found["203.0.113.90"][1])
 
 
 def test_per_source_state_is_bounded_under_long_distinct_404_paths() -> None:

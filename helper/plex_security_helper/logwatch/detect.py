@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from ..audit.versions import Version, affected_advisories, fix_advice
 from ..model import BAN_KINDS, LOCAL_CLASSES, Alert, AlertKind, FailedAuth, HttpEvent, NetClass, Verdict
 from ..thresholds import DetectConfig
-from .exploits import ExploitRule, match_exploit
+from .exploits import MAX_EXAMINED, ExploitRule, match_exploit
 
 _AUTH_FAILURES = frozenset({401, 403})
-# The rules look at this much of a path: attack markers sit at its start (the endpoint) or in
-# its first parameters; a longer path gains an attacker nothing but CPU time.
-RULE_SPAN = 4096
+# The rules look at this much of a path, all the parser keeps of it: markers sit at its start (the
+# endpoint) or in its first parameters, and padding that pushes them past the first few KB must
+# not hide them (a longer path gains an attacker nothing but CPU time, linear in its length).
+RULE_SPAN = MAX_EXAMINED
 
 # Paths real clients hit without (valid) tokens: Plexamp's level requests, timeline reports
 # of expired sessions, transcoder and metadata polling. CrowdSec's Plex collection allowlists
