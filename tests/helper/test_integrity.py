@@ -66,6 +66,37 @@ def test_a_forged_block_that_opens_with_a_fake_log_request_frames_nobody(helper:
     assert helper.get("/api/v1/status")["monitor"]["forged_lines"] == len(fake_log) + 16
 
 
+def _write_with(message: str, when: datetime, port: int, headers: str = "") -> list[str]:
+    """A GET /log write as Plex logs it, with a verbose header dump after the Request's flags."""
+    path = f"/log?level=2&source=web&message={quote(message, safe='')}"  # message: the last parameter
+    request, completed = exchange(WRITER, 200, path, user="mallory", when=when, port=port)
+    first, *rest = message.split("\n")
+    return [request + headers, f"{stamp(when)} [1] INFO - [Req#1/web] {first}", *rest, completed]
+
+
+@pytest.mark.parametrize(
+    ("first_line", "headers"),
+    [
+        # A header holding "(1 live)": the line is ambiguous and its last reading of the path runs
+        # into the headers, so the message's last line read from it had the dump stuck to it.
+        ("note", " / User-Agent => Mozilla (1 live)"),
+        # A message longer than the parser keeps of a path: its lines after the cut were unknown.
+        ("note " + "A" * 9000, ""),
+    ],
+    ids=["marker-in-a-header", "past-max-path"],
+)
+def test_the_guard_reads_the_message_from_what_plex_wrote(first_line: str, headers: str) -> None:
+    forged = forged_burst(VICTIM, at(1), count=6)
+    lines = [
+        line
+        for n, one in enumerate(forged)
+        for line in _write_with(f"{first_line}\n{one}", at(1 + n), 41000 + n, headers)
+    ]
+    found = verdicts(lines)
+    assert VICTIM not in found
+    assert found[WRITER] == ("ban", ["log_injection"])
+
+
 def test_forged_timestamps_past_any_window_frame_nobody() -> None:
     # Timestamps written by the attacker mean nothing: seconds, minutes or a day later.
     for later in (3, 120, 86_000):

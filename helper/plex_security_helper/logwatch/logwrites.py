@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from .plexlog import LogRecord, log_lines
+from .plexlog import LogRecord, log_lines, request_paths
 
 # Lines a single write may hold before the window is given up (and its held lines released).
 HOLD_LIMIT = 20_000
@@ -151,10 +151,13 @@ class LogWriteGuard:
         self._release(out)
 
     def _open(self, rec: LogRecord, raw: str, *, tainted: bool) -> None:
-        variants = message_lines(rec.path)
-        if variants is None:
+        # Every reading of the path, uncut (a header holding "(1 live)" makes two; a long message
+        # runs past what the parser keeps): a reading without a message may be a body write.
+        found = [message_lines(path) for path in request_paths(raw) or (rec.path,)]
+        if any(lines is None for lines in found):
             self.windows.append(_Window(rec, raw, (), Counter(), opaque=True, tainted=tainted))
             return
+        variants = [variant for lines in found if lines is not None for variant in lines]
         # The first line follows Plex's own prefix: it can pass for an access line only when it is
         # an access line's body itself, and only then is it matched (as the end of a line; a
         # short first line such as "GZIP" would otherwise take real lines with it).

@@ -277,6 +277,21 @@ class LogParser:
         )
 
 
+def request_paths(line: str) -> tuple[str, ...]:
+    """Each reading of a Request line's path, uncut: up to its first ``(N live)``, and its last.
+
+    The two differ only on an ambiguous line (a header or the path holds a marker), and neither
+    is cut at MAX_PATH: the log-write guard predicts a message from what Plex wrote, not from
+    what the rules look at. Empty for anything but a Request line.
+    """
+    m = _LINE.match(line)
+    if m is None or m.group(7) is None:
+        return ()
+    last = _LAST_MARK.match(line, m.start(7))
+    assert last is not None  # the first marker is there at least
+    return tuple(dict.fromkeys((m.group(7), last.group(1))))
+
+
 def log_lines(text: str) -> list[str]:
     """*text* cut into lines as every reader of the log cuts it: at each newline, trailing CRs off.
 
