@@ -19,7 +19,7 @@ import pytest
 from plex_security_helper.logwatch.detect import RULE_SPAN, is_probe
 from plex_security_helper.logwatch.pipeline import Pipeline
 from plex_security_helper.logwatch.plexlog import MAX_PATH, forwarded_client
-from plex_security_helper.logwatch.scan import ScanReport, scan_lines
+from plex_security_helper.logwatch.scan import ScanReport, scan_files, scan_lines
 from plex_security_helper.thresholds import DetectConfig
 from tests.helperproc import HelperProcess
 from tests.mixedlog import log_write
@@ -95,6 +95,31 @@ def test_the_guard_reads_the_message_from_what_plex_wrote(first_line: str, heade
     found = verdicts(lines)
     assert VICTIM not in found
     assert found[WRITER] == ("ban", ["log_injection"])
+
+
+def test_a_message_with_bytes_that_do_not_decode_frames_nobody(tmp_path: Path) -> None:
+    """'é' sent as %C3 and a raw 0xA9: Plex writes 'é', the reader's line holds U+FFFD, so the
+    message's lines cannot be predicted from it; before, the forged lines passed as real."""
+    forged = [line.replace("/library/sections", "/caf\u00e9") for line in forged_burst(VICTIM, at(1), count=6)]
+    query = quote("note\n" + "\n".join(forged), safe="").encode().replace(b"%C3%A9", b"%C3\xa9")
+    request, completed = (line.encode() for line in exchange(WRITER, 200, "PATH", user="mallory", when=at(0)))
+    path = b"/log?level=2&message=" + query + b"&source=web"
+    log = tmp_path / "bytes.log"
+    log.write_bytes(
+        b"\n".join(
+            [
+                request.replace(b"PATH", path),
+                f"{stamp(at(0))} [1] INFO - [Req#1/web] note".encode(),
+                *(line.encode() for line in forged),
+                completed.replace(b"PATH", path),
+            ]
+        )
+        + b"\n"
+    )
+    report = scan_files([log], DetectConfig())
+    assert report.addresses[VICTIM].verdict() != "ban"
+    assert report.addresses[VICTIM].tally.failed_auth == 0
+    assert report.unverified == len(forged) // 2  # held like a body write: recorded, not evidence
 
 
 def test_forged_timestamps_past_any_window_frame_nobody() -> None:

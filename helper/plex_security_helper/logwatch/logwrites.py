@@ -154,7 +154,9 @@ class LogWriteGuard:
         # Every reading of the path, uncut (a header holding "(1 live)" makes two; a long message
         # runs past what the parser keeps): a reading without a message may be a body write.
         found = [message_lines(path) for path in request_paths(raw) or (rec.path,)]
-        if any(lines is None for lines in found):
+        # Bytes that did not decode (U+FFFD): what Plex made of them cannot be known from the line,
+        # so the message's lines cannot be predicted. Held like a body write.
+        if "\ufffd" in raw or any(lines is None for lines in found):
             self.windows.append(_Window(rec, raw, (), Counter(), opaque=True, tainted=tainted))
             return
         variants = [variant for lines in found if lines is not None for variant in lines]
