@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pytest
 
 from plex_security_helper.logwatch.detect import RULE_SPAN, is_probe
+from plex_security_helper.logwatch.logwrites import LINGER, MAX_TAINTED
 from plex_security_helper.logwatch.pipeline import Pipeline
 from plex_security_helper.logwatch.plexlog import MAX_PATH, forwarded_client
 from plex_security_helper.logwatch.scan import ScanReport, scan_files, scan_lines
@@ -27,6 +28,7 @@ from tests.plexlines import exchange, failed_login, stamp
 
 WRITER = "192.0.2.66"
 VICTIM = "198.51.100.7"
+ATTACKER = "203.0.113.66"
 T0 = datetime.now() - timedelta(minutes=30)
 
 
@@ -162,6 +164,32 @@ def test_a_body_write_holds_others_events_as_unverified_never_as_evidence() -> N
 
 
 # -- 2. blinding through /log ---------------------------------------------------------------
+
+
+def _post_log(ip: str, when: datetime, port: int) -> list[str]:
+    request, completed = exchange(ip, 200, "/log", when=when, port=port, user="mallory")
+    return [request.replace(" GET /log", " POST /log"), completed.replace(" GET /log", " POST /log")]
+
+
+def test_forged_body_writes_inside_a_body_write_blind_for_a_short_while_only() -> None:
+    """A forged POST /log Request line in a body has no Completed: before, it held every line
+    after it for 20,000 records (released unverified), and each of thousands cost a look at
+    every record. Now at most MAX_TAINTED are tracked, for LINGER records after the real one."""
+    request, completed = _post_log(WRITER, at(0), 40010)
+    forged = [_post_log(f"198.51.100.{k % 250 + 1}", at(0), 1000 + k)[0] for k in range(1000)]
+    pipeline = Pipeline(DetectConfig())
+    pipeline.feed([request, *forged, completed])
+    assert len(pipeline.guard.windows) <= MAX_TAINTED + 1
+    users = [
+        line
+        for k in range(LINGER)
+        for line in exchange(f"192.0.2.{k % 200 + 1}", 200, when=at(1), port=20000 + k, user="u")
+    ]
+    pipeline.feed(users)  # 2 * LINGER records: the forged writes have ended
+    pipeline.feed(forged_burst(ATTACKER, at(2), count=8))
+    pipeline.finish()
+    alerts = pipeline.take().verdicts.alerts
+    assert [(a.kind, a.ip) for a in alerts] == [("failed_login_burst", ATTACKER)]
 
 
 def test_refused_log_calls_hide_nothing() -> None:

@@ -16,7 +16,9 @@ before the handler writes anything, and whose path is logged URL-encoded on one 
   until the writer's Completed line: a refusal (401/403: Plex wrote nothing) releases them as
   they are; otherwise they are released *unverified*: recorded, never evidence for a ban. A
   further Completed of the same request within ``LINGER`` records extends the window (the
-  first one may have been forged).
+  first one may have been forged). A write that opens while a body write is open may be a line
+  of its forged text: at most ``MAX_TAINTED`` are tracked, and each holds for ``LINGER`` records
+  once no other body write is open, not until ``HOLD_LIMIT``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from .plexlog import LogRecord, log_lines, request_paths
 # Lines a single write may hold before the window is given up (and its held lines released).
 HOLD_LIMIT = 20_000
 LINGER = 2000
+# Writes opened while a body write is open (their Request lines may be its forged text): at most
+# this many are tracked, each costs a look at every record, and a forger can write thousands.
+MAX_TAINTED = 64
 _BREAK = re.compile(r"\r\n|\r|\n")
 _ACCESS_BODIES = ("Request: [", "Completed: [", "Completed after connection close: [")
 
@@ -151,6 +156,8 @@ class LogWriteGuard:
         self._release(out)
 
     def _open(self, rec: LogRecord, raw: str, *, tainted: bool) -> None:
+        if tainted and sum(w.tainted for w in self.windows) >= MAX_TAINTED:
+            return  # what it would write arrives while the body write holds every line anyway
         # Every reading of the path, uncut (a header holding "(1 live)" makes two; a long message
         # runs past what the parser keeps): a reading without a message may be a body write.
         found = [message_lines(path) for path in request_paths(raw) or (rec.path,)]
@@ -197,8 +204,14 @@ class LogWriteGuard:
     def _age(self, out: list[Passed]) -> None:
         """Count one more record against each open write; end the ones that are done."""
         keep: list[_Window] = []
+        # Once no body write that is surely real is open, a write opened inside one (perhaps a
+        # line of its forged text, which no Completed will ever close) holds for LINGER more
+        # records, not up to HOLD_LIMIT: one forged line must not blind the detector for long.
+        untainted_body = any(w.opaque and not w.tainted for w in self.windows)
         for window in self.windows:
             window.age += 1
+            if window.tainted and window.opaque and not untainted_body:
+                window.age = max(window.age, HOLD_LIMIT - LINGER)
             done = window.age > HOLD_LIMIT
             if window.status is not None:
                 window.linger -= 1
